@@ -1,0 +1,38 @@
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+# The CPU build of torch; override (e.g. TORCH='torch==2.13.0 --index-url ...') for a CUDA host.
+TORCH ?= torch==2.13.0
+
+.PHONY: run test lint generate system-deps clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q $(TORCH)
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+system-deps:
+	bash deploy/install-system-deps.sh
+
+## Start the service on the built-in model, plus local Prometheus and Alertmanager when installed.
+run: $(STAMP)
+	bash deploy/run-local.sh
+
+## Lint, check generated files for drift, run the whole test suite.
+test: $(STAMP) system-deps
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/inferwatch generate --check
+	$(VENV)/bin/pytest
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+generate: $(STAMP)
+	$(VENV)/bin/inferwatch generate
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .run

@@ -1,0 +1,80 @@
+"""Isolation and self-metrics for custom collectors.
+
+prometheus-client turns an exception inside `collect()` into an HTTP 500 for the whole scrape,
+so every source runs inside one `CollectorGroup` that catches, times and counts each source and
+reports the results as single `inferwatch_exporter_collect_*` families labelled by collector.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from typing import Protocol
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+log = logging.getLogger(__name__)
+
+
+class MetricSource(Protocol):
+    """One source of metric families (gpu, host, queue)."""
+
+    name: str
+
+    def collect(self) -> Iterable[Metric]:
+        """Fresh families; may raise, the group contains it."""
+        ...
+
+    def on_error(self, exc: BaseException) -> Iterable[Metric]:
+        """Families to expose when `collect()` failed (e.g. `inferwatch_gpu_up 0`)."""
+        ...
+
+
+class CollectorGroup(Collector):
+    """Runs sources in order; one failing source never fails the others or the scrape."""
+
+    def __init__(self, sources: Sequence[MetricSource]):
+        self.sources = list(sources)
+        self._errors = {s.name: 0 for s in self.sources}
+        self._lock = threading.Lock()
+
+    def describe(self) -> Iterable[Metric]:
+        # No hardware calls at registration; the names are checked against METRICS.md in tests.
+        return []
+
+    def errors(self, name: str) -> int:
+        with self._lock:
+            return self._errors[name]
+
+    def collect(self) -> Iterable[Metric]:
+        duration = GaugeMetricFamily(
+            "inferwatch_exporter_collect_duration_seconds",
+            "Time spent in the last collection, by collector.",
+            labels=["collector"],
+        )
+        families: list[Metric] = []
+        for source in self.sources:
+            start = time.perf_counter()
+            try:
+                families.extend(source.collect())
+            except Exception as exc:  # noqa: BLE001 - a scrape must survive any source failure
+                log.warning("collector %s failed: %s", source.name, exc, exc_info=True)
+                with self._lock:
+                    self._errors[source.name] += 1
+                try:
+                    families.extend(source.on_error(exc))
+                except Exception:  # noqa: BLE001
+                    log.exception("collector %s failed in on_error", source.name)
+            duration.add_metric([source.name], time.perf_counter() - start)
+        errors = CounterMetricFamily(
+            "inferwatch_exporter_collect_errors_total",
+            "Failed collections, by collector.",
+            labels=["collector"],
+        )
+        with self._lock:
+            for name, count in self._errors.items():
+                errors.add_metric([name], count)
+        return [*families, duration, errors]

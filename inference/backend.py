@@ -1,0 +1,202 @@
+"""The contract between the API layer and whatever generates tokens.
+
+The API, the metrics and the traces only see these types, so a later backend that proxies to
+vLLM (or any OpenAI-compatible engine) replicas can replace the built-in engine without touching
+them. Times are `time.monotonic()` seconds; `wall_ns()` converts them for spans.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Literal, Protocol, runtime_checkable
+
+_WALL_OFFSET = time.time() - time.monotonic()
+
+
+def wall_ns(monotonic_seconds: float) -> int:
+    """Epoch nanoseconds for a monotonic timestamp (OpenTelemetry span times)."""
+    return int((monotonic_seconds + _WALL_OFFSET) * 1e9)
+
+
+class Priority(StrEnum):
+    """Priority classes, most important first; the order is the scheduling order."""
+
+    PREMIUM = "premium"
+    STANDARD = "standard"
+    BATCH = "batch"
+
+    @property
+    def rank(self) -> int:
+        return _RANK[self]
+
+    @classmethod
+    def parse(cls, value: str | Priority | None) -> Priority:
+        if value is None or value == "":
+            return cls.STANDARD
+        try:
+            return cls(value.lower() if isinstance(value, str) else value)
+        except ValueError:
+            names = ", ".join(p.value for p in cls)
+            raise InvalidRequestError(f"unknown priority {value!r}; use one of {names}") from None
+
+
+_RANK = {Priority.PREMIUM: 0, Priority.STANDARD: 1, Priority.BATCH: 2}
+
+FinishReason = Literal["stop", "length", "cancelled", "error"]
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """OpenAI-style sampling. temperature 0 means greedy; seed makes sampling reproducible."""
+
+    max_tokens: int = 16
+    temperature: float = 1.0
+    top_p: float = 1.0
+    seed: int | None = None
+    stop: tuple[str, ...] = ()
+    ignore_eos: bool = False
+
+
+@dataclass
+class GenerationRequest:
+    request_id: str
+    prompt_token_ids: list[int]
+    sampling: SamplingParams = field(default_factory=SamplingParams)
+    priority: Priority = Priority.STANDARD
+    arrival: float = field(default_factory=time.monotonic)
+
+
+@dataclass
+class RequestTimes:
+    """Lifecycle timestamps of one request (monotonic seconds)."""
+
+    arrival: float
+    first_scheduled: float | None = None
+    first_token: float | None = None
+    token_times: list[float] = field(default_factory=list)
+    preempted: list[float] = field(default_factory=list)
+    finished: float | None = None
+
+
+@dataclass
+class RequestOutput:
+    """One increment of a request's output; the last one has `finished` set.
+
+    `text` is the newly decoded text (stop strings already removed), `token_ids` the new tokens.
+    """
+
+    request_id: str
+    token_ids: list[int]
+    text: str
+    finished: bool
+    finish_reason: FinishReason | None
+    prompt_tokens: int
+    completion_tokens: int
+    times: RequestTimes
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class StepStats:
+    """One scheduler step, handed to step listeners (histograms of step time and batch size)."""
+
+    phase: Literal["prefill", "decode", "mixed"]
+    duration_seconds: float
+    batch_size: int
+    num_tokens: int
+
+
+@dataclass
+class EngineStats:
+    """A live snapshot, read at scrape time. Counters are cumulative since start."""
+
+    waiting_by_priority: dict[Priority, int]
+    oldest_wait_seconds_by_priority: dict[Priority, float]
+    running: int
+    kv_blocks_total: int
+    kv_blocks_used: int
+    kv_blocks_free: int
+    kv_blocks_cached: int
+    prefix_cache_queries_tokens: int
+    prefix_cache_hits_tokens: int
+    preemptions_by_priority: dict[Priority, int]
+    block_size: int
+    dtype: str
+    device: str
+    steps_total: int = 0
+    engine_alive: bool = True
+
+    @property
+    def kv_usage_ratio(self) -> float:
+        return self.kv_blocks_used / self.kv_blocks_total if self.kv_blocks_total else 0.0
+
+
+class EngineError(Exception):
+    """Base of the errors a backend raises to the API layer."""
+
+
+class InvalidRequestError(EngineError, ValueError):
+    """The request can never be served as sent (HTTP 400); the message says why."""
+
+
+class PromptTooLongError(InvalidRequestError):
+    """Prompt (plus max_tokens) exceeds the context window (HTTP 400, reason prompt_too_long)."""
+
+
+class QueueFullError(EngineError):
+    """The bounded waiting queue is full (HTTP 503 with Retry-After, reason queue_full)."""
+
+    reason = "queue_full"
+
+
+@runtime_checkable
+class Tokenizer(Protocol):
+    eos_token_id: int | None
+
+    def encode(self, text: str) -> list[int]: ...
+
+    def decode(self, token_ids: list[int]) -> str: ...
+
+    def apply_chat_template(self, messages: list[dict[str, str]]) -> str: ...
+
+
+class RequestStream(Protocol):
+    def __aiter__(self) -> AsyncIterator[RequestOutput]: ...
+
+    async def aclose(self) -> None: ...
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """What the API layer needs from an engine."""
+
+    model_name: str
+    tokenizer: Tokenizer
+    max_model_len: int
+    backend_name: str  # "builtin", later "vllm-proxy"
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    def ready(self) -> bool:
+        """Model loaded and engine loop alive."""
+        ...
+
+    def generate(self, request: GenerationRequest) -> RequestStream:
+        """A plain (not async) call: validates and enqueues at once, raising
+        InvalidRequestError / PromptTooLongError / QueueFullError synchronously. The returned
+        stream yields outputs until the finished one; `aclose()` before that (client gone)
+        cancels the request and frees its KV blocks at once."""
+        ...
+
+    async def cancel(self, request_id: str) -> None: ...
+
+    def stats(self) -> EngineStats: ...
+
+    def add_step_listener(self, listener: Callable[[StepStats], None]) -> None:
+        """Called from the engine thread after every step; must be fast and thread-safe."""
+        ...

@@ -1,0 +1,45 @@
+"""The `inferwatch` command: one subcommand per part, imported only when used.
+
+Lazy imports keep `inferwatch generate` and `inferwatch exporter` free of torch start-up cost.
+Each subcommand module provides `add_arguments(parser)` and `run(args) -> int`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+COMMANDS: dict[str, tuple[str, str]] = {
+    "serve": ("inference.serve_cli", "run the OpenAI-compatible service"),
+    "engine": ("inference.engine.demo", "run the engine alone on a sample workload"),
+    "exporter": ("exporters.cli", "standalone GPU/host exporter"),
+    "generate": ("inferwatch.generate", "write (or --check) the generated rules and configs"),
+}
+
+
+def _usage() -> str:
+    lines = ["usage: inferwatch COMMAND [options]", "", "commands:"]
+    lines += [f"  {name:<10} {help_}" for name, (_, help_) in COMMANDS.items()]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] in ("-h", "--help"):
+        print(_usage())
+        return 0
+    name = argv[0]
+    if name not in COMMANDS:
+        print(f"inferwatch: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
+        return 2
+    module_name, help_ = COMMANDS[name]
+    module = importlib.import_module(module_name)
+    parser = argparse.ArgumentParser(prog=f"inferwatch {name}", description=help_)
+    module.add_arguments(parser)
+    args = parser.parse_args(argv[1:])
+    return int(module.run(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -39,6 +39,7 @@ class CollectorGroup(Collector):
     def __init__(self, sources: Sequence[MetricSource]):
         self.sources = list(sources)
         self._errors = {s.name: 0 for s in self.sources}
+        self._failing: dict[str, str] = {}  # source -> type of its current failure
         self._lock = threading.Lock()
 
     def describe(self) -> Iterable[Metric]:
@@ -61,13 +62,13 @@ class CollectorGroup(Collector):
             try:
                 families.extend(source.collect())
             except Exception as exc:  # noqa: BLE001 - a scrape must survive any source failure
-                log.warning("collector %s failed: %s", source.name, exc, exc_info=True)
-                with self._lock:
-                    self._errors[source.name] += 1
+                self._note_failure(source.name, exc)
                 try:
                     families.extend(source.on_error(exc))
                 except Exception:  # noqa: BLE001
                     log.exception("collector %s failed in on_error", source.name)
+            else:
+                self._note_success(source.name)
             duration.add_metric([source.name], time.perf_counter() - start)
         errors = CounterMetricFamily(
             "inferwatch_exporter_collect_errors_total",
@@ -78,3 +79,22 @@ class CollectorGroup(Collector):
             for name, count in self._errors.items():
                 errors.add_metric([name], count)
         return [*families, duration, errors]
+
+    def _note_failure(self, name: str, exc: Exception) -> None:
+        """Counts every failure but logs a traceback only when a source starts failing (or fails
+        differently): a host without a GPU would otherwise log one on every scrape."""
+        kind = type(exc).__name__
+        with self._lock:
+            self._errors[name] += 1
+            changed = self._failing.get(name) != kind
+            self._failing[name] = kind
+        if changed:
+            log.warning("collector %s failed: %s", name, exc, exc_info=True)
+        else:
+            log.debug("collector %s failed again: %s", name, exc)
+
+    def _note_success(self, name: str) -> None:
+        with self._lock:
+            recovered = self._failing.pop(name, None) is not None
+        if recovered:
+            log.info("collector %s recovered", name)

@@ -1,0 +1,128 @@
+"""OpenAI-style error objects, and the mapping from our exceptions to HTTP statuses.
+
+Clients (the `openai` package included) parse `{"error": {"message", "type", "param", "code"}}`
+and turn the status into a typed exception, so every failure path answers in that shape.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from inference.backend import (
+    EngineError,
+    InvalidRequestError,
+    PromptTooLongError,
+    QueueFullError,
+)
+
+log = logging.getLogger(__name__)
+
+RETRY_AFTER_SECONDS = 1
+
+
+class ParamError(InvalidRequestError):
+    """An invalid request that names the offending parameter (the error object's `param`)."""
+
+    def __init__(self, message: str, param: str | None = None) -> None:
+        super().__init__(message)
+        self.param = param
+
+
+class ModelNotFoundError(Exception):
+    def __init__(self, model: str, served: str) -> None:
+        super().__init__(f"the model {model!r} does not exist; this server serves {served!r}")
+
+
+class GenerationFailedError(Exception):
+    """The engine failed this request (not the client's fault): HTTP 500."""
+
+
+def error_response(
+    status: int,
+    message: str,
+    *,
+    type_: str = "invalid_request_error",
+    param: str | None = None,
+    code: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    body = {"error": {"message": message, "type": type_, "param": param, "code": code}}
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def error_sse_payload(message: str) -> dict[str, dict[str, str | None]]:
+    """The error object sent as a last event when a stream fails after its headers went out."""
+    return {"error": {"message": message, "type": "server_error", "param": None, "code": None}}
+
+
+def _validation(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = exc.errors()
+    first = errors[0] if errors else {}
+    loc = [str(p) for p in first.get("loc", ()) if p != "body"]
+    param = loc[0] if loc else None
+    where = ".".join(loc)
+    message = f"{where}: {first.get('msg', 'invalid request')}" if where else first.get("msg")
+    return error_response(400, str(message or "invalid request body"), param=param)
+
+
+def _invalid(_: Request, exc: Exception) -> JSONResponse:
+    if isinstance(exc, PromptTooLongError):
+        return error_response(400, str(exc), param="prompt", code="context_length_exceeded")
+    return error_response(400, str(exc), param=getattr(exc, "param", None))
+
+
+def _queue_full(_: Request, exc: Exception) -> JSONResponse:
+    return error_response(
+        503,
+        f"the server is busy ({exc or 'queue full'}); retry later",
+        type_="server_busy",
+        code=QueueFullError.reason,
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
+
+
+def _engine_unavailable(_: Request, exc: Exception) -> JSONResponse:
+    return error_response(
+        503,
+        f"the engine cannot take requests: {exc}",
+        type_="server_error",
+        code="engine_unavailable",
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
+
+
+def _model_not_found(_: Request, exc: Exception) -> JSONResponse:
+    return error_response(404, str(exc), param="model", code="model_not_found")
+
+
+def _generation_failed(_: Request, exc: Exception) -> JSONResponse:
+    return error_response(500, f"generation failed: {exc}", type_="server_error")
+
+
+def _http(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, HTTPException)
+    return error_response(
+        exc.status_code, str(exc.detail), type_="invalid_request_error", headers=exc.headers
+    )
+
+
+def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+    log.error("unhandled error", exc_info=exc)
+    return error_response(500, "internal server error", type_="server_error")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(RequestValidationError, _validation)
+    app.add_exception_handler(InvalidRequestError, _invalid)
+    app.add_exception_handler(QueueFullError, _queue_full)
+    app.add_exception_handler(EngineError, _engine_unavailable)
+    app.add_exception_handler(ModelNotFoundError, _model_not_found)
+    app.add_exception_handler(GenerationFailedError, _generation_failed)
+    app.add_exception_handler(HTTPException, _http)
+    app.add_exception_handler(Exception, _unexpected)

@@ -1,0 +1,217 @@
+"""One request's way through the backend, shared by /v1/completions and /v1/chat/completions.
+
+Submit (rejections are recorded and raised for the error handlers), then either wait for the
+whole answer or stream it. Both paths watch the client: a disconnect cancels the request in the
+engine, which frees its KV blocks at once.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from fastapi.responses import JSONResponse, Response
+from starlette.requests import Request
+
+from inference.api.errors import (
+    GenerationFailedError,
+    ModelNotFoundError,
+    ParamError,
+    error_sse_payload,
+)
+from inference.api.formatting import DONE_EVENT, ResponseFormat, sse_event, usage_dict
+from inference.api.streaming import ClosingStreamingResponse
+from inference.api.tracked import ClientGone, TrackedStream, unless_gone
+from inference.backend import (
+    Backend,
+    GenerationRequest,
+    InvalidRequestError,
+    Priority,
+    PromptTooLongError,
+    QueueFullError,
+    RequestOutput,
+    SamplingParams,
+)
+from inference.telemetry.recorder import RequestRecord, RequestRecorder
+
+CLIENT_CLOSED_REQUEST = 499  # nginx's code; nobody reads it, the logs and metrics do
+
+
+@dataclass
+class Call:
+    """A validated request, ready for the backend."""
+
+    record: RequestRecord
+    request: GenerationRequest
+    stream: bool
+    usage_in_stream: bool  # usage on the final chunk (unless include_usage is explicitly false)
+    usage_chunk: bool  # OpenAI's extra usage-only chunk (stream_options.include_usage)
+
+
+class GenerationService:
+    def __init__(self, backend: Backend, recorder: RequestRecorder) -> None:
+        self.backend = backend
+        self.recorder = recorder
+
+    @property
+    def model_name(self) -> str:
+        return self.backend.model_name
+
+    def check_model(self, model: str | None) -> None:
+        if model is not None and model != self.backend.model_name:
+            raise ModelNotFoundError(model, self.backend.model_name)
+
+    def parse_priority(self, body_value: str | None, header_value: str | None) -> Priority:
+        raw = body_value if body_value is not None else header_value
+        try:
+            return Priority.parse(raw)
+        except InvalidRequestError as exc:
+            raise ParamError(str(exc), param="priority") from None
+
+    def new_call(
+        self,
+        request: Request,
+        *,
+        operation: str,
+        prompt_text: str,
+        prompt_ids: list[int],
+        sampling: SamplingParams,
+        priority: Priority,
+        stream: bool,
+        include_usage: bool | None,
+    ) -> Call:
+        engine_id = uuid.uuid4().hex
+        record = RequestRecord(
+            request_id=getattr(request.state, "request_id", engine_id),
+            model=self.backend.model_name,
+            priority=priority.value,
+            operation=operation,
+            max_tokens=sampling.max_tokens,
+            prompt_text=prompt_text if self.recorder.log_prompts else None,
+        )
+        greq = GenerationRequest(
+            request_id=engine_id, prompt_token_ids=prompt_ids, sampling=sampling, priority=priority
+        )
+        return Call(
+            record=record,
+            request=greq,
+            stream=stream,
+            usage_in_stream=include_usage is not False,
+            usage_chunk=include_usage is True,
+        )
+
+    def _submit(self, call: Call) -> TrackedStream:
+        try:
+            stream = self.backend.generate(call.request)
+        except QueueFullError:
+            self.recorder.rejected(call.record, QueueFullError.reason, 503)
+            raise
+        except PromptTooLongError:
+            self.recorder.rejected(call.record, "prompt_too_long", 400)
+            raise
+        return TrackedStream(stream, call.record, self.recorder)
+
+    async def respond(self, request: Request, call: Call, fmt: ResponseFormat) -> Response:
+        tracked = self._submit(call)
+        if call.stream:
+            return await self._stream(request, call, fmt, tracked)
+        return await self._whole(request, fmt, tracked)
+
+    async def _whole(
+        self, request: Request, fmt: ResponseFormat, tracked: TrackedStream
+    ) -> Response:
+        pieces: list[str] = []
+
+        async def drain() -> None:
+            while (output := await tracked.next()) is not None:
+                pieces.append(output.text)
+
+        try:
+            await unless_gone(drain(), request)
+        except ClientGone:
+            await tracked.close()
+            tracked.end("cancelled", CLIENT_CLOSED_REQUEST)
+            return Response(status_code=CLIENT_CLOSED_REQUEST)
+        except Exception as exc:
+            await tracked.close()
+            tracked.end("failed", 500)
+            raise GenerationFailedError(str(exc) or type(exc).__name__) from exc
+        if tracked.error is not None:
+            tracked.end("failed", 500)
+            raise GenerationFailedError(tracked.error)
+        record = tracked.record
+        tracked.end("completed", 200)
+        usage = usage_dict(record.prompt_tokens, record.completion_tokens)
+        body = fmt.full("".join(pieces), record.finish_reason, usage)
+        return JSONResponse(body, headers=timing_headers(record))
+
+    async def _stream(
+        self, request: Request, call: Call, fmt: ResponseFormat, tracked: TrackedStream
+    ) -> Response:
+        # Headers wait for the first output, so they carry the timings and an early failure
+        # still gets a real HTTP status.
+        try:
+            first = await unless_gone(tracked.next(), request)
+        except ClientGone:
+            await tracked.close()
+            tracked.end("cancelled", CLIENT_CLOSED_REQUEST)
+            return Response(status_code=CLIENT_CLOSED_REQUEST)
+        except Exception as exc:
+            await tracked.close()
+            tracked.end("failed", 500)
+            raise GenerationFailedError(str(exc) or type(exc).__name__) from exc
+        if tracked.error is not None:
+            tracked.end("failed", 500)
+            raise GenerationFailedError(tracked.error)
+        events = _sse_events(tracked, first, fmt, call)
+        return ClosingStreamingResponse(
+            events, media_type="text/event-stream", headers=timing_headers(tracked.record)
+        )
+
+
+async def _sse_events(
+    tracked: TrackedStream, first: RequestOutput | None, fmt: ResponseFormat, call: Call
+) -> AsyncIterator[bytes]:
+    outcome, status = "cancelled", CLIENT_CLOSED_REQUEST
+    record = tracked.record
+    try:
+        opening = fmt.opening_chunk()
+        if opening is not None:
+            yield sse_event(opening)
+        output = first
+        while output is not None:
+            if output.finished:
+                break
+            if output.text:
+                yield sse_event(fmt.chunk(output.text, None, None))
+            output = await tracked.next()
+        if tracked.error is not None:
+            outcome, status = "failed", 500
+            yield sse_event(error_sse_payload(f"generation failed: {tracked.error}"))
+            yield DONE_EVENT
+            return
+        outcome, status = "completed", 200
+        usage = usage_dict(record.prompt_tokens, record.completion_tokens)
+        last_text = output.text if output is not None else ""
+        final_usage = usage if call.usage_in_stream else None
+        yield sse_event(fmt.chunk(last_text, record.finish_reason, final_usage))
+        if call.usage_chunk:
+            yield sse_event(fmt.usage_chunk(usage))
+        yield DONE_EVENT
+    except Exception as exc:  # noqa: BLE001 - headers are out: report in-band, then end
+        outcome, status = "failed", 500
+        yield sse_event(error_sse_payload(f"generation failed: {exc or type(exc).__name__}"))
+        yield DONE_EVENT
+    finally:
+        await tracked.close()
+        tracked.end(outcome, status)
+
+
+def timing_headers(record: RequestRecord) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    if record.queue_ms is not None:
+        headers["x-inferwatch-queue-ms"] = f"{record.queue_ms:.3f}"
+    if record.ttft_ms is not None:
+        headers["x-inferwatch-ttft-ms"] = f"{record.ttft_ms:.3f}"
+    return headers

@@ -1,0 +1,109 @@
+"""Engine and model configuration: what a deployment chooses vs what a checkpoint dictates."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+DTYPES: dict[str, torch.dtype] = {
+    "float32": torch.float32,
+    "float16": torch.float16,
+    "bfloat16": torch.bfloat16,
+    # Not for serving: exactness tests use it so batch-shape rounding noise cannot flip an argmax.
+    "float64": torch.float64,
+}
+DEVICES = ("cpu", "cuda")
+DEFAULT_CPU_KV_BLOCKS = 512
+
+
+@dataclass
+class EngineConfig:
+    """What an operator picks (`inferwatch serve` / `inferwatch engine` flags)."""
+
+    model_path: str | None = None
+    device: str = "cpu"
+    dtype: str = "float32"
+    num_kv_blocks: int | None = None  # None: 512 on CPU, sized from free memory on CUDA
+    block_size: int = 16
+    max_num_seqs: int = 64
+    max_num_batched_tokens: int = 2048
+    max_waiting: int = 256
+    enable_prefix_caching: bool = True
+    seed: int = 0
+    model_name: str | None = None
+    num_threads: int | None = None  # torch CPU threads; None leaves a core for the event loop
+    gpu_memory_fraction: float = 0.5  # share of free GPU memory given to the KV cache
+
+    def __post_init__(self) -> None:
+        if self.device not in DEVICES:
+            raise ValueError(f"device must be one of {', '.join(DEVICES)}, got {self.device!r}")
+        if self.dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
+        if self.device == "cuda" and not torch.cuda.is_available():
+            raise ValueError("device 'cuda' requested but torch sees no CUDA device")
+        for name in ("block_size", "max_num_seqs", "max_num_batched_tokens", "max_waiting"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1")
+        if self.num_kv_blocks is not None and self.num_kv_blocks < 1:
+            raise ValueError("num_kv_blocks must be >= 1")
+
+    @property
+    def torch_dtype(self) -> torch.dtype:
+        return DTYPES[self.dtype]
+
+    @property
+    def served_model_name(self) -> str:
+        if self.model_name:
+            return self.model_name
+        if self.model_path:
+            return Path(self.model_path).resolve().name
+        return "inferwatch-tiny"
+
+    def cpu_threads(self) -> int:
+        if self.num_threads is not None:
+            return max(1, self.num_threads)
+        return max(1, (os.cpu_count() or 2) - 1)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture of a Llama-family decoder (the subset of HF LlamaConfig the model uses)."""
+
+    vocab_size: int = 258
+    hidden_size: int = 256
+    intermediate_size: int = 688
+    num_hidden_layers: int = 4
+    num_attention_heads: int = 8
+    num_key_value_heads: int = 2
+    head_dim: int = 32
+    rms_norm_eps: float = 1e-5
+    rope_theta: float = 10000.0
+    max_position_embeddings: int = 2048
+    tie_word_embeddings: bool = False
+    attention_bias: bool = False
+
+    @classmethod
+    def from_hf(cls, path: Path) -> ModelConfig:
+        raw = json.loads((path / "config.json").read_text())
+        heads = raw["num_attention_heads"]
+        rope_scaling = raw.get("rope_scaling")
+        if rope_scaling and rope_scaling.get("rope_type", rope_scaling.get("type")) != "default":
+            raise ValueError(f"rope_scaling {rope_scaling!r} is not supported")
+        return cls(
+            vocab_size=raw["vocab_size"],
+            hidden_size=raw["hidden_size"],
+            intermediate_size=raw["intermediate_size"],
+            num_hidden_layers=raw["num_hidden_layers"],
+            num_attention_heads=heads,
+            num_key_value_heads=raw.get("num_key_value_heads") or heads,
+            head_dim=raw.get("head_dim") or raw["hidden_size"] // heads,
+            rms_norm_eps=raw.get("rms_norm_eps", 1e-6),
+            rope_theta=raw.get("rope_theta", 10000.0),
+            max_position_embeddings=raw.get("max_position_embeddings", 2048),
+            tie_word_embeddings=raw.get("tie_word_embeddings", False),
+            attention_bias=raw.get("attention_bias", False),
+        )

@@ -1,0 +1,95 @@
+"""`inferwatch engine`: the engine alone on a mixed-priority workload, with its own stats."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+
+from inference.backend import GenerationRequest, Priority, RequestOutput, SamplingParams
+
+from . import EngineConfig, build_engine
+from .config import DEVICES, DTYPES
+
+SYSTEM = "You are a concise assistant for an on-call SRE. Answer in one short paragraph.\n"
+QUESTIONS = [
+    "Why is p95 time to first token rising?",
+    "What does a KV cache preemption cost?",
+    "Should batch traffic be shed first?",
+    "How do I read a burn-rate alert?",
+]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model-path", default=None, help="local HF Llama checkpoint directory")
+    parser.add_argument("--device", default="cpu", choices=DEVICES)
+    parser.add_argument("--dtype", default="float32", choices=list(DTYPES))
+    parser.add_argument("--num-kv-blocks", type=int, default=None)
+    parser.add_argument("--requests", type=int, default=24, help="number of requests")
+    parser.add_argument("--max-tokens", type=int, default=48, help="tokens generated per request")
+
+
+def run(args: argparse.Namespace) -> int:
+    config = EngineConfig(
+        model_path=args.model_path,
+        device=args.device,
+        dtype=args.dtype,
+        num_kv_blocks=args.num_kv_blocks,
+    )
+    return asyncio.run(_main(config, args.requests, args.max_tokens))
+
+
+async def _main(config: EngineConfig, num_requests: int, max_tokens: int) -> int:
+    engine = build_engine(config)
+    await engine.start()
+    tok = engine.tokenizer
+    priorities = list(Priority)
+    requests = [
+        GenerationRequest(
+            request_id=f"demo-{i}",
+            # A shared system prompt, so later requests hit the prefix cache.
+            prompt_token_ids=tok.encode(SYSTEM + QUESTIONS[i % len(QUESTIONS)]),
+            sampling=SamplingParams(max_tokens=max_tokens, temperature=0, ignore_eos=True),
+            priority=priorities[i % len(priorities)],
+        )
+        for i in range(num_requests)
+    ]
+    start = time.monotonic()
+    finals = await asyncio.gather(*(_collect(engine.generate(r)) for r in requests))
+    elapsed = time.monotonic() - start
+    print(
+        f"{'request':<10} {'priority':<9} {'prompt':>6} {'output':>6} "
+        f"{'queue_s':>8} {'ttft_s':>8} {'e2e_s':>8} {'preempted':>9}"
+    )
+    for req, out in zip(requests, finals, strict=True):
+        t = out.times
+        queue = (t.first_scheduled or t.arrival) - t.arrival
+        ttft = (t.first_token or t.arrival) - t.arrival
+        e2e = (t.finished or t.arrival) - t.arrival
+        print(
+            f"{req.request_id:<10} {req.priority.value:<9} {out.prompt_tokens:>6} "
+            f"{out.completion_tokens:>6} {queue:>8.3f} {ttft:>8.3f} {e2e:>8.3f} "
+            f"{len(t.preempted):>9}"
+        )
+    stats = engine.stats()
+    await engine.stop()
+    generated = sum(o.completion_tokens for o in finals)
+    preempted = ", ".join(f"{p.value}={n}" for p, n in stats.preemptions_by_priority.items())
+    print(
+        f"requests={num_requests} generated_tokens={generated} elapsed_s={elapsed:.2f} "
+        f"tokens_per_s={generated / elapsed:.1f}"
+    )
+    print(f"preemptions: {preempted}")
+    print(
+        f"prefix_cache: hit_tokens={stats.prefix_cache_hits_tokens} "
+        f"query_tokens={stats.prefix_cache_queries_tokens} steps={stats.steps_total}"
+    )
+    return 0
+
+
+async def _collect(stream: object) -> RequestOutput:
+    last = None
+    async for out in stream:  # type: ignore[attr-defined]
+        last = out
+    assert last is not None
+    return last

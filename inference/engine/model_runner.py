@@ -1,0 +1,109 @@
+"""Turns a scheduled batch into model inputs, owns the KV cache tensor, runs the forward."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from .model import AttentionGroup, AttentionMetadata, LlamaForCausalLM
+from .scheduler import ScheduledSeq
+
+
+@dataclass
+class PreparedBatch:
+    """Everything the forward needs, captured while the scheduler lock is held, so a cancel
+    that frees blocks mid-step cannot change the inputs under the running model."""
+
+    input_ids: Tensor
+    positions: Tensor
+    meta: AttentionMetadata
+    logits_index: Tensor
+    sampling: list[ScheduledSeq]  # the sequences that get a new token, in logits row order
+
+
+class ModelRunner:
+    def __init__(
+        self, model: LlamaForCausalLM, num_blocks: int, block_size: int, device: torch.device
+    ):
+        cfg = model.config
+        self.model = model
+        self.device = device
+        self.block_size = block_size
+        dtype = model.model.embed_tokens.weight.dtype
+        shape = (cfg.num_hidden_layers, 2, num_blocks, block_size)
+        self.kv_cache = torch.zeros(
+            *shape, cfg.num_key_value_heads, cfg.head_dim, dtype=dtype, device=device
+        )
+
+    def prepare(self, batch: list[ScheduledSeq]) -> PreparedBatch:
+        input_ids: list[int] = []
+        positions: list[int] = []
+        slots: list[int] = []
+        logits_index: list[int] = []
+        sampling: list[ScheduledSeq] = []
+        decodes: list[tuple[int, ScheduledSeq]] = []
+        prefills: list[tuple[int, ScheduledSeq]] = []
+        bs = self.block_size
+        for item in batch:
+            seq, n = item.seq, item.num_tokens
+            start = seq.num_computed_tokens
+            offset = len(input_ids)
+            input_ids += seq.token_ids[start : start + n]
+            positions += range(start, start + n)
+            slots += [seq.block_table[p // bs] * bs + p % bs for p in range(start, start + n)]
+            (decodes if n == 1 else prefills).append((offset, item))
+            if start + n == len(seq.token_ids):
+                logits_index.append(offset + n - 1)
+                sampling.append(item)
+        groups = [self._group(g) for g in (decodes, prefills) if g]
+        dev = self.device
+        return PreparedBatch(
+            input_ids=torch.tensor(input_ids, dtype=torch.long, device=dev),
+            positions=torch.tensor(positions, dtype=torch.long, device=dev),
+            meta=AttentionMetadata(torch.tensor(slots, dtype=torch.long, device=dev), groups),
+            logits_index=torch.tensor(logits_index, dtype=torch.long, device=dev),
+            sampling=sampling,
+        )
+
+    def _group(self, members: list[tuple[int, ScheduledSeq]]) -> AttentionGroup:
+        """Pad queries to the longest chunk and keys to the longest block table of the group."""
+        q_len = max(item.num_tokens for _, item in members)
+        max_blocks = max(len(item.seq.block_table) for _, item in members)
+        query_index: list[list[int]] = []
+        src: list[int] = []
+        dest: list[int] = []
+        tables: list[list[int]] = []
+        starts: list[int] = []
+        for b, (offset, item) in enumerate(members):
+            n = item.num_tokens
+            query_index.append([offset + q for q in range(n)] + [0] * (q_len - n))
+            src += range(b * q_len, b * q_len + n)
+            dest += range(offset, offset + n)
+            table = item.seq.block_table
+            tables.append(table + [0] * (max_blocks - len(table)))
+            starts.append(item.seq.num_computed_tokens)
+        dev = self.device
+        keys = torch.arange(max_blocks * self.block_size, device=dev)
+        last_key = torch.tensor(starts, device=dev)[:, None] + torch.arange(q_len, device=dev)
+        mask = keys[None, None, :] <= last_key[:, :, None]  # causal; padding keys lie beyond
+        return AttentionGroup(
+            query_index=torch.tensor(query_index, dtype=torch.long, device=dev),
+            src=torch.tensor(src, dtype=torch.long, device=dev),
+            dest=torch.tensor(dest, dtype=torch.long, device=dev),
+            block_tables=torch.tensor(tables, dtype=torch.long, device=dev),
+            mask=mask.unsqueeze(1),
+        )
+
+    @torch.inference_mode()
+    def execute(self, prepared: PreparedBatch) -> Tensor:
+        """Logits [len(prepared.sampling), vocab] as float32 (float64 stays float64)."""
+        logits = self.model(
+            prepared.input_ids,
+            prepared.positions,
+            self.kv_cache,
+            prepared.meta,
+            prepared.logits_index,
+        )
+        return logits.to(torch.promote_types(logits.dtype, torch.float32))

@@ -103,7 +103,9 @@ class GpuSource:
             self._session.ensure()
             reading = read_gpus(self._nvml)
         except Exception as exc:  # noqa: BLE001 - returned, raised by the caller, counted by group
-            self._session.note_failure(exc)
+            if self._session.note_failure(exc) and self._xid is not None:
+                # NVML only re-initialises once every reference is gone, the watcher's too.
+                self._xid.stop()
             return exc
         if self._xid is not None and reading.devices:
             self._xid.start()

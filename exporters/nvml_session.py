@@ -51,10 +51,13 @@ class NvmlSession:
             self._initialised = True
             self._stale = False
 
-    def note_failure(self, exc: BaseException) -> None:
-        if needs_reinit(self._nvml, exc):
-            with self._lock:
-                self._stale = True
+    def note_failure(self, exc: BaseException) -> bool:
+        """True when the error means re-initialise before the next use."""
+        if not needs_reinit(self._nvml, exc):
+            return False
+        with self._lock:
+            self._stale = True
+        return True
 
     def close(self) -> None:
         with self._lock:

@@ -36,24 +36,40 @@ class XidWatcher:
         self._lock = threading.Lock()
         self._counts: dict[tuple[str, str, str], int] = {}
         self._xid_values: set[str] = set()
+        self._closed = False
+        self._unsupported = False  # no device delivers XID events: do not retry every scrape
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        """Starts the thread once; later calls (every successful collection) are no-ops."""
+        """Starts the thread unless it runs or the watcher is closed; cheap to call often."""
         with self._lock:
-            if self._thread is not None or self._stop.is_set():
+            if self._closed or self._unsupported:
                 return
-            self._thread = threading.Thread(target=self._run, name="nvml-xid", daemon=True)
+            if self._thread is not None and self._thread.is_alive():
+                return
+            self._stop = threading.Event()
+            self._thread = threading.Thread(
+                target=self._run, args=(self._stop,), name="nvml-xid", daemon=True
+            )
             self._thread.start()
 
-    def close(self, timeout: float = 5.0) -> None:
-        self._stop.set()
-        thread = self._thread
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stops the thread (releasing its NVML reference, so NVML can really re-initialise);
+        counts are kept and `start()` may run it again."""
+        with self._lock:
+            self._stop.set()
+            self._unsupported = False  # re-initialised NVML may see other devices
+            thread, self._thread = self._thread, None
         if thread is not None:
             thread.join(timeout)
             if thread.is_alive():
                 log.warning("XID watcher did not stop within %.1f s", timeout)
+
+    def close(self, timeout: float = 5.0) -> None:
+        with self._lock:
+            self._closed = True
+        self.stop(timeout)
 
     @property
     def running(self) -> bool:
@@ -64,16 +80,16 @@ class XidWatcher:
         with self._lock:
             return dict(self._counts)
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
+    def _run(self, stop: threading.Event) -> None:
+        while not stop.is_set():
             try:
-                if not self._watch():
+                if not self._watch(stop):
                     return
             except Exception as exc:  # noqa: BLE001 - keep watching after GPU/driver faults
                 log.warning("XID watcher: %s; retrying in %.0f s", exc, self._retry_seconds)
-                self._stop.wait(self._retry_seconds)
+                stop.wait(self._retry_seconds)
 
-    def _watch(self) -> bool:
+    def _watch(self, stop: threading.Event) -> bool:
         """Waits for events until stopped; False when no device can report XIDs."""
         nvml = self._nvml
         nvml.nvmlInit()
@@ -83,8 +99,10 @@ class XidWatcher:
                 devices = self._register(event_set)
                 if not devices:
                     log.info("no GPU supports XID events; XID watcher not running")
+                    with self._lock:
+                        self._unsupported = True
                     return False
-                while not self._stop.is_set():
+                while not stop.is_set():
                     try:
                         data = nvml.nvmlEventSetWait_v2(event_set, self._wait_ms)
                     except nvml.NVMLError_Timeout:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import threading
 import urllib.error
 import urllib.request
@@ -109,3 +110,17 @@ def serve() -> Iterator[Callable[[CollectorGroup], Served]]:
         server.shutdown()
         server.server_close()
         thread.join(5)
+
+
+def promtool_findings(text: str) -> str:
+    """`promtool check metrics` lint output for an exposition ("" when clean)."""
+    result = subprocess.run(
+        ["promtool", "check", "metrics"],
+        input=text.encode(),
+        capture_output=True,
+        timeout=30,
+        check=False,
+    )
+    findings = (result.stdout + result.stderr).decode().strip()
+    assert result.returncode == 0 or findings, "promtool failed without saying why"
+    return findings

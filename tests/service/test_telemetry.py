@@ -1,0 +1,153 @@
+"""/metrics against promtool and METRICS.md; exemplars that link to the captured traces; the
+server > queue/prefill/decode span tree; W3C traceparent; JSON request logs."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from opentelemetry.trace import SpanKind
+from prometheus_client.openmetrics.parser import (
+    text_string_to_metric_families as openmetrics_families,
+)
+
+from inference.telemetry.logs import REQUEST_LOGGER, JsonFormatter
+from inference.telemetry.metric_names import SERVICE_METRIC_NAMES
+from tests.service.conftest import MODEL, RunningService, sample_value
+
+REPO = Path(__file__).resolve().parents[2]
+METRICS_MD = REPO.parent / "shared" / "design" / "METRICS.md"
+PROMPT = "a secret prompt that must stay private"
+
+
+def _traffic(service: RunningService, n: int = 2) -> None:
+    with service.client() as c:
+        for i in range(n):
+            stream = i % 2 == 1
+            r = c.post(
+                "/v1/completions",
+                json={"model": MODEL, "prompt": PROMPT, "max_tokens": 4, "stream": stream},
+            )
+            assert r.status_code == 200
+
+
+def test_metric_name_list_equals_the_metrics_md_table() -> None:
+    if not METRICS_MD.is_file():
+        pytest.skip(f"{METRICS_MD} is not beside this checkout")
+    text = METRICS_MD.read_text()
+    section = text.split("## Service and engine", 1)[1].split("\n## ", 1)[0]
+    names: list[str] = []
+    for line in section.splitlines():
+        if line.startswith("| `"):
+            first_cell = line.split("|")[1]
+            names += re.findall(r"`([a-z_:]+)`", first_cell)
+    assert sorted(names) == sorted(SERVICE_METRIC_NAMES)
+
+
+def test_exposition_has_every_family_and_passes_promtool(service: RunningService) -> None:
+    _traffic(service)
+    text = service.metrics_text()
+    exported = {line.split()[2] for line in text.splitlines() if line.startswith("# TYPE ")}
+    for name in SERVICE_METRIC_NAMES:
+        # Classic text drops `_total` from counter family names in # TYPE lines.
+        assert name in exported or name.removesuffix("_total") in exported, name
+    assert sample_value(text, "inferwatch_build_info") == 1
+    assert sample_value(text, "inferwatch_degradation_level") == 0
+    assert sample_value(text, "inferwatch_admission_concurrency_limit") == 64 + 256
+    # Fixed label sets exist at 0 before the first event.
+    assert 'reason="circuit_open"' in text and 'status="unauthorized"' in text
+    assert PROMPT not in text
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool must be installed (make system-deps)"
+    result = subprocess.run(
+        [promtool, "check", "metrics"], input=text, capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 0 and result.stdout == "" and result.stderr == "", result
+
+
+def test_step_and_token_metrics_follow_traffic(service: RunningService) -> None:
+    before = service.metrics_text()
+    _traffic(service, n=2)
+    after = service.metrics_text()
+    for name in ("inferwatch_engine_step_duration_seconds_count", "inferwatch_batch_size_count"):
+        assert sample_value(after, name) > sample_value(before, name)
+    delta = sample_value(after, "inferwatch_generation_tokens_total") - sample_value(
+        before, "inferwatch_generation_tokens_total"
+    )
+    assert delta == 8
+    ttft = sample_value(after, "inferwatch_time_to_first_token_seconds_count", priority="standard")
+    assert (
+        ttft
+        - sample_value(before, "inferwatch_time_to_first_token_seconds_count", priority="standard")
+        == 2
+    )
+
+
+def test_exemplars_link_to_captured_traces_and_span_tree(service: RunningService) -> None:
+    service.spans.clear()
+    trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+    traceparent = f"00-{trace_id}-00f067aa0ba902b7-01"
+    with service.client() as c:
+        r = c.post(
+            "/v1/chat/completions",
+            json={"messages": [{"role": "user", "content": PROMPT}], "max_tokens": 3},
+            headers={"traceparent": traceparent},
+        )
+        assert r.status_code == 200
+        _traffic(service, n=2)
+        om = c.get("/metrics", headers={"Accept": "application/openmetrics-text; version=1.0.0"})
+    assert om.headers["content-type"].startswith("application/openmetrics-text")
+    spans = service.spans.get_finished_spans()
+    servers = [s for s in spans if s.kind == SpanKind.SERVER]
+    assert len(servers) == 3
+    # The client's traceparent is honoured: same trace id, client span as parent.
+    chat = next(s for s in servers if s.context.trace_id == int(trace_id, 16))
+    assert chat.parent is not None and chat.parent.span_id == 0x00F067AA0BA902B7
+    for server in servers:
+        children = {
+            s.name: s for s in spans if s.parent and s.parent.span_id == server.context.span_id
+        }
+        assert {"queue", "prefill", "decode"} <= set(children)
+        queue, prefill, decode = children["queue"], children["prefill"], children["decode"]
+        assert queue.start_time <= queue.end_time <= prefill.end_time <= decode.end_time
+        assert decode.end_time <= server.end_time
+        attrs = server.attributes or {}
+        assert attrs["gen_ai.request.model"] == MODEL
+        assert attrs["gen_ai.usage.output_tokens"] in (3, 4)
+        assert attrs["gen_ai.response.finish_reasons"] == ("length",)
+        assert attrs["inferwatch.priority"] == "standard"
+        assert len(str(attrs["inferwatch.request_id"])) == 32
+    for span in spans:  # no prompt text in any span by default
+        assert all(PROMPT not in str(v) for v in (span.attributes or {}).values())
+    exemplar_ids = set()
+    for family in openmetrics_families(om.text):
+        for sample in family.samples:
+            if sample.exemplar is not None:
+                exemplar_ids.add(sample.exemplar.labels["trace_id"])
+    # Every exemplar links to a captured trace, and the last requests' traces are there.
+    server_trace_ids = {format(s.context.trace_id, "032x") for s in servers}
+    assert trace_id in exemplar_ids
+    assert exemplar_ids and exemplar_ids <= server_trace_ids
+
+
+def test_one_json_log_line_per_request_without_prompt(
+    service: RunningService, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger=REQUEST_LOGGER):
+        _traffic(service, n=2)
+    records = [r for r in caplog.records if r.name == REQUEST_LOGGER]
+    assert len(records) == 2
+    for record in records:
+        line = JsonFormatter().format(record)
+        assert "\n" not in line and PROMPT not in line
+        entry = json.loads(line)
+        assert entry["outcome"] == "completed" and entry["finish_reason"] == "length"
+        assert entry["completion_tokens"] == 4 and entry["prompt_tokens"] > 0
+        assert re.fullmatch(r"[0-9a-f]{32}", entry["trace_id"])
+        assert entry["total_ms"] >= entry["ttft_ms"] >= entry["queue_ms"] >= 0
+        assert entry["priority"] == "standard" and entry["request_id"]

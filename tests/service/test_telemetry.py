@@ -8,6 +8,7 @@ import logging
 import re
 import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,7 @@ from prometheus_client.openmetrics.parser import (
 
 from inference.telemetry.logs import REQUEST_LOGGER, JsonFormatter
 from inference.telemetry.metric_names import SERVICE_METRIC_NAMES
-from tests.service.conftest import MODEL, RunningService, sample_value
+from tests.service.conftest import MODEL, RunningService, sample_value, serve
 
 REPO = Path(__file__).resolve().parents[2]
 METRICS_MD = REPO.parent / "shared" / "design" / "METRICS.md"
@@ -88,8 +89,16 @@ def test_step_and_token_metrics_follow_traffic(service: RunningService) -> None:
     )
 
 
-def test_exemplars_link_to_captured_traces_and_span_tree(service: RunningService) -> None:
-    service.spans.clear()
+@pytest.fixture
+def fresh_service() -> Iterator[RunningService]:
+    """A service of its own: no exemplars left over from other tests' requests."""
+    thread, app, backend, spans = serve()
+    with thread as base_url:
+        yield RunningService(app, backend, spans, base_url)
+
+
+def test_exemplars_link_to_captured_traces_and_span_tree(fresh_service: RunningService) -> None:
+    service = fresh_service
     trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
     traceparent = f"00-{trace_id}-00f067aa0ba902b7-01"
     with service.client() as c:

@@ -69,7 +69,13 @@ def run(args: argparse.Namespace) -> int:
     app = create_app(settings)
     log.info(
         "serving",
-        extra={"fields": {"host": settings.host, "port": settings.port, "model": app.title}},
+        extra={
+            "fields": {
+                "host": settings.host,
+                "port": settings.port,
+                "model": app.state.backend.model_name,
+            }
+        },
     )
     uvicorn.run(
         app,

@@ -2,16 +2,14 @@
 
 Reading into dataclasses (instead of building metric families straight away) lets the cache hand
 one pass to every concurrent scraper, and keeps NVML's units (mW, mJ, MHz, percent) in one place.
-Only current, non-deprecated nvidia-ml-py 13 calls are used.
+The current nvidia-ml-py 13 calls are used; a deprecated equivalent only where the driver lacks
+the current one (see `field`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
-
-T = TypeVar("T")
+from typing import Any
 
 # Label value -> pynvml constant name. The bit values come from the nvml module in use.
 CLOCK_EVENT_REASONS: dict[str, str] = {
@@ -60,12 +58,25 @@ class GpuReading:
     devices: tuple[DeviceReading, ...]
 
 
-def unsupported_errors(nvml: Any) -> tuple[type[BaseException], ...]:
-    """Errors meaning "this device or driver cannot report the field", not "NVML is broken".
+def field(nvml: Any, *calls: tuple[str, tuple[Any, ...]]) -> Any | None:
+    """The first of `calls` (name, args) that the binding and the driver both have; None when
+    the device cannot report the field (NotSupported), so it is left out rather than shown as 0.
 
-    FunctionNotFound is an older driver lacking a newer call: the field is absent there too.
+    Later calls are the older equivalents (deprecated, same meaning), tried only where the
+    current call is missing: drivers before the current call appeared (e.g. the R535 branch lacks
+    nvmlDeviceGetTemperatureV) would otherwise lose the field.
     """
-    return (nvml.NVMLError_NotSupported, nvml.NVMLError_FunctionNotFound)
+    for name, args in calls:
+        function = getattr(nvml, name, None)
+        if function is None:
+            continue  # nvidia-ml-py older than the call
+        try:
+            return function(*args)
+        except nvml.NVMLError_FunctionNotFound:
+            continue  # driver older than the call
+        except nvml.NVMLError_NotSupported:
+            return None
+    return None
 
 
 def read_gpus(nvml: Any) -> GpuReading:
@@ -77,37 +88,35 @@ def read_gpus(nvml: Any) -> GpuReading:
 
 def read_device(nvml: Any, index: int) -> DeviceReading:
     handle = nvml.nvmlDeviceGetHandleByIndex(index)
-    skip = unsupported_errors(nvml)
-
-    def optional(call: Callable[[], T]) -> T | None:
-        try:
-            return call()
-        except skip:
-            return None
-
-    mig_mode = _mig_mode(nvml, optional(lambda: nvml.nvmlDeviceGetMigMode(handle)))
+    mig_mode = _mig_mode(nvml, field(nvml, ("nvmlDeviceGetMigMode", (handle,))))
     # NVML cannot measure utilisation of a MIG-partitioned GPU: do not even ask.
-    util = (
-        None
-        if mig_mode == "enabled"
-        else optional(lambda: nvml.nvmlDeviceGetUtilizationRates(handle))
+    util = None
+    if mig_mode != "enabled":
+        util = field(nvml, ("nvmlDeviceGetUtilizationRates", (handle,)))
+    memory = field(
+        nvml,
+        ("nvmlDeviceGetMemoryInfo", (handle, nvml.nvmlMemory_v2)),
+        ("nvmlDeviceGetMemoryInfo", (handle,)),
     )
-    memory = optional(lambda: nvml.nvmlDeviceGetMemoryInfo(handle, version=nvml.nvmlMemory_v2))
-    temperature = optional(
-        lambda: nvml.nvmlDeviceGetTemperatureV(handle, nvml.NVML_TEMPERATURE_GPU)
+    sensor = nvml.NVML_TEMPERATURE_GPU
+    temperature = field(
+        nvml,
+        ("nvmlDeviceGetTemperatureV", (handle, sensor)),
+        ("nvmlDeviceGetTemperature", (handle, sensor)),
     )
-    power_mw = optional(lambda: nvml.nvmlDeviceGetPowerUsage(handle))
-    limit_mw = optional(lambda: nvml.nvmlDeviceGetEnforcedPowerLimit(handle))
-    energy_mj = optional(lambda: nvml.nvmlDeviceGetTotalEnergyConsumption(handle))
-    sm_mhz = optional(lambda: nvml.nvmlDeviceGetClockInfo(handle, nvml.NVML_CLOCK_SM))
-    reasons = optional(lambda: nvml.nvmlDeviceGetCurrentClocksEventReasons(handle))
+    power_mw = field(nvml, ("nvmlDeviceGetPowerUsage", (handle,)))
+    limit_mw = field(nvml, ("nvmlDeviceGetEnforcedPowerLimit", (handle,)))
+    energy_mj = field(nvml, ("nvmlDeviceGetTotalEnergyConsumption", (handle,)))
+    sm_mhz = field(nvml, ("nvmlDeviceGetClockInfo", (handle, nvml.NVML_CLOCK_SM)))
+    reasons = field(
+        nvml,
+        ("nvmlDeviceGetCurrentClocksEventReasons", (handle,)),
+        ("nvmlDeviceGetCurrentClocksThrottleReasons", (handle,)),
+    )
     ecc: dict[str, int] = {}
     for label, const in ECC_TYPES.items():
-        count = optional(
-            lambda const=const: nvml.nvmlDeviceGetTotalEccErrors(
-                handle, getattr(nvml, const), nvml.NVML_VOLATILE_ECC
-            )
-        )
+        args = (handle, getattr(nvml, const), nvml.NVML_VOLATILE_ECC)
+        count = field(nvml, ("nvmlDeviceGetTotalEccErrors", args))
         if count is not None:
             ecc[label] = int(count)
     return DeviceReading(

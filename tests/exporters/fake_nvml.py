@@ -2,8 +2,8 @@
 
 It mimics only the API surface the exporters use, with pynvml's signatures. Error classes and
 constants are the REAL ones from the installed pynvml, so the exporters' `except` clauses and bit
-tests run their real code paths. Deprecated calls (nvmlDeviceGetTemperature,
-nvmlDeviceGetCurrentClocksThrottleReasons, ...) are deliberately absent: using one fails.
+tests run their real code paths. Deprecated calls fail the test unless the driver is made to
+lack the current call (`missing`), the one case where the exporter may fall back to them.
 
 NVML behaviour modelled, because the exporters rely on it:
 - init/shutdown are reference counted; state is only refreshed when the count goes 0 -> 1;
@@ -73,6 +73,7 @@ class FakeNvml:
         self.driver_version = driver_version
         self.calls: Counter[str] = Counter()
         self.fail: dict[str, int] = {}  # function name -> NVML error code raised on every call
+        self.missing: set[str] = set()  # C functions an older driver lacks: FunctionNotFound
         self._lock = threading.Lock()
         self._refcount = 0
         self._generation = 0
@@ -164,16 +165,18 @@ class FakeNvml:
         return SimpleNamespace(gpu=gpu.util_percent, memory=gpu.util_percent // 2)
 
     def nvmlDeviceGetMemoryInfo(self, handle: _Handle, version: int | None = None) -> Any:
-        gpu = self._gpu("nvmlDeviceGetMemoryInfo", handle)
-        if version != pynvml.nvmlMemory_v2:
-            raise AssertionError("fake NVML: use nvmlDeviceGetMemoryInfo(version=nvmlMemory_v2)")
-        free = gpu.memory_total - gpu.memory_used - gpu.memory_reserved
+        if version is None:
+            self._deprecated("nvmlDeviceGetMemoryInfo_v2")
+        elif version != pynvml.nvmlMemory_v2:
+            raise pynvml.NVMLError(pynvml.NVML_ERROR_ARGUMENT_VERSION_MISMATCH)
+        name = "nvmlDeviceGetMemoryInfo" if version is None else "nvmlDeviceGetMemoryInfo_v2"
+        gpu = self._gpu(name, handle)
+        reserved = 0 if version is None else gpu.memory_reserved  # v1 counts it as used
         return SimpleNamespace(
-            version=version,
             total=gpu.memory_total,
-            reserved=gpu.memory_reserved,
-            free=free,
-            used=gpu.memory_used,
+            free=gpu.memory_total - gpu.memory_used - gpu.memory_reserved,
+            used=gpu.memory_used + gpu.memory_reserved - reserved,
+            **({} if version is None else {"version": version, "reserved": reserved}),
         )
 
     def nvmlDeviceGetTemperatureV(
@@ -183,6 +186,10 @@ class FakeNvml:
         if sensor != pynvml.NVML_TEMPERATURE_GPU:
             raise pynvml.NVMLError(pynvml.NVML_ERROR_INVALID_ARGUMENT)
         return gpu.temperature
+
+    def nvmlDeviceGetTemperature(self, handle: _Handle, sensor: int) -> int:
+        self._deprecated("nvmlDeviceGetTemperatureV")
+        return self._gpu("nvmlDeviceGetTemperature", handle).temperature
 
     def nvmlDeviceGetPowerUsage(self, handle: _Handle) -> int:
         return self._gpu("nvmlDeviceGetPowerUsage", handle).power_mw
@@ -201,6 +208,10 @@ class FakeNvml:
 
     def nvmlDeviceGetCurrentClocksEventReasons(self, handle: _Handle) -> int:
         return self._gpu("nvmlDeviceGetCurrentClocksEventReasons", handle).clock_reasons
+
+    def nvmlDeviceGetCurrentClocksThrottleReasons(self, handle: _Handle) -> int:
+        self._deprecated("nvmlDeviceGetCurrentClocksEventReasons")
+        return self._gpu("nvmlDeviceGetCurrentClocksThrottleReasons", handle).clock_reasons
 
     def nvmlDeviceGetTotalEccErrors(self, handle: _Handle, errorType: int, counterType: int) -> int:  # noqa: N803
         gpu = self._gpu("nvmlDeviceGetTotalEccErrors", handle)
@@ -241,10 +252,16 @@ class FakeNvml:
 
     # -- internals -----------------------------------------------------------------------------
 
+    def _deprecated(self, replacement: str) -> None:
+        if replacement not in self.missing:
+            raise AssertionError(f"deprecated NVML call used although {replacement} exists")
+
     def _enter(self, name: str, needs_init: bool = True) -> None:
         with self._lock:
             self.calls[name] += 1
             code = self.fail.get(name)
+            if name in self.missing:
+                code = pynvml.NVML_ERROR_FUNCTION_NOT_FOUND
             if code is None and needs_init:
                 if self._refcount == 0:
                     code = pynvml.NVML_ERROR_UNINITIALIZED

@@ -91,6 +91,23 @@ def test_family_no_device_supports_is_absent() -> None:
     assert value(text, "inferwatch_gpu_up") == 1
 
 
+def test_older_driver_without_current_calls_keeps_the_fields(fake: FakeNvml) -> None:
+    """Drivers before the current calls (e.g. R535: no nvmlDeviceGetTemperatureV) raise
+    FunctionNotFound; the older equivalent is used there, and only there (the fake fails a test
+    that calls a deprecated function while the current one exists)."""
+    fake.missing = {
+        "nvmlDeviceGetTemperatureV",
+        "nvmlDeviceGetMemoryInfo_v2",
+        "nvmlDeviceGetCurrentClocksEventReasons",
+    }
+    text = exposition(CollectorGroup([source(fake)]))
+    assert value(text, "inferwatch_gpu_up") == 1
+    assert value(text, "inferwatch_gpu_temperature_celsius", **GPU1) == 61
+    # v1 memory info counts the driver's reserved share as used.
+    assert value(text, "inferwatch_gpu_memory_used_bytes", **GPU0) == 20 * 2**30 + 512 * 2**20
+    assert value(text, "inferwatch_gpu_clock_event_active", **GPU1, reason="gpu_idle") == 1
+
+
 def test_mig_enabled_reports_no_utilisation_and_labels_the_mode() -> None:
     fake = FakeNvml(
         [

@@ -154,8 +154,8 @@ class FakeNvml:
     def nvmlDeviceGetPciInfo(self, handle: _Handle) -> SimpleNamespace:
         return SimpleNamespace(busId=self._gpu("nvmlDeviceGetPciInfo", handle).pci_bus_id)
 
-    def nvmlDeviceGetMigMode(self, handle: _Handle) -> list[int]:
-        gpu = self._gpu("nvmlDeviceGetMigMode", handle)
+    def nvmlDeviceGetMigMode(self, device: _Handle) -> list[int]:
+        gpu = self._gpu("nvmlDeviceGetMigMode", device)
         return [gpu.mig_mode, gpu.mig_mode]
 
     def nvmlDeviceGetUtilizationRates(self, handle: _Handle) -> SimpleNamespace:

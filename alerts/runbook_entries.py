@@ -1,0 +1,203 @@
+"""What the on-call reads for each alert: meaning, first checks, dashboard, what automation does.
+
+Kept apart from the thresholds in spec.py because it is prose; runbooks.py renders it together
+with the numbers from the spec, so a threshold change shows up in the runbook by itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Runbook:
+    meaning: str
+    first_checks: tuple[str, ...]
+    dashboard: str
+    automation: str
+
+
+SERVICE_DASHBOARD = "Inferwatch / Service (latency, queue, errors per model and priority)"
+ENGINE_DASHBOARD = "Inferwatch / Engine (KV cache, batch, preemptions, degradation level)"
+GPU_DASHBOARD = "Inferwatch / GPU and host"
+SLO_DASHBOARD = "Inferwatch / SLOs (burn rates and remaining error budget)"
+
+_CONTROLLER = (
+    "Alertmanager sends the alert to the service webhook (route `action=~\".+\"`), and the "
+    "service's own evaluator has usually acted already: it evaluates the same rule every second "
+    "over 30 s windows. The degradation controller steps up one level (shed `batch`, cap "
+    "`max_tokens`, shed `standard`, tighten concurrency) with a dwell time, and steps down after "
+    "a longer cooldown once the alert resolves."
+)
+
+
+
+RUNBOOKS: dict[str, Runbook] = {
+    "InferwatchTimeToFirstTokenAboveBaseline": Runbook(
+        "Users wait noticeably longer for the first token than they did an hour ago: "
+        "prefill is contended (long prompts, a burst, preemptions) or requests queue.",
+        (
+            "Compare queue wait and TTFT panels: queueing means too little capacity.",
+            "Look at prompt-token rate and prefix-cache hit ratio for a change in workload.",
+            "Open an exemplar of a slow bucket to see the trace's queue/prefill spans.",
+        ),
+        SERVICE_DASHBOARD,
+        _CONTROLLER,
+    ),
+    "InferwatchRequestLatencyAboveBaseline": Runbook(
+        "The slowest 1% of requests take much longer end to end than an hour ago: longer "
+        "generations, slower decode steps, or preemptions.",
+        (
+            "Check generation-token rate and max_tokens caps: longer answers are expected "
+            "to be slower.",
+            "Check engine step duration (decode) and batch size, and preemptions.",
+            "Check GPU clock-event (throttle) reasons and temperature.",
+        ),
+        SERVICE_DASHBOARD,
+        _CONTROLLER,
+    ),
+    "InferwatchErrorRatioAboveBaseline": Runbook(
+        "More requests fail than usual for this model. Rejections (shedding, full queue) "
+        "are not failures here, so the controller's own shedding cannot feed this alert.",
+        (
+            "Read the service log lines with outcome=failed for the error kind.",
+            "Check GPU up/XID errors and KV-cache exhaustion around the start.",
+            "Check for a deploy or a new client sending unusual requests.",
+        ),
+        SERVICE_DASHBOARD,
+        _CONTROLLER,
+    ),
+    "InferwatchQueueDepthAboveBaseline": Runbook(
+        "More requests wait than usual: arrivals exceed what the engine completes.",
+        (
+            "Compare request rate per priority with an hour ago.",
+            "Check KV-cache usage: a full cache stops admission even with an idle GPU.",
+            "Check the admission concurrency limit and the degradation level.",
+        ),
+        SERVICE_DASHBOARD,
+        _CONTROLLER,
+    ),
+    "InferwatchQueueWaitAboveBaseline": Runbook(
+        "Requests wait longer to be scheduled than usual.",
+        (
+            "Check the oldest waiting request's age per priority: starvation of batch "
+            "traffic is expected under shedding; premium waiting is not.",
+            "Check KV-cache usage and preemptions.",
+        ),
+        SERVICE_DASHBOARD,
+        _CONTROLLER,
+    ),
+    "InferwatchGPUSaturated": Runbook(
+        "A GPU has been more than 90% busy for a minute: no headroom for a burst.",
+        (
+            "Check request rate and tokens per second against capacity.",
+            "Check whether one model or priority dominates.",
+        ),
+        GPU_DASHBOARD,
+        _CONTROLLER,
+    ),
+    "InferwatchKVCacheSaturated": Runbook(
+        "The KV cache is more than 90% full: new sequences will preempt running ones.",
+        (
+            "Check preemptions and average sequence length.",
+            "Check the prefix-cache hit ratio: a drop means more blocks per request.",
+        ),
+        ENGINE_DASHBOARD,
+        _CONTROLLER,
+    ),
+    "InferwatchQueueDepthHigh": Runbook(
+        "More than 100 requests wait, whatever the baseline says.",
+        (
+            "Same checks as InferwatchQueueDepthAboveBaseline.",
+            "If it persists while shedding, add replicas (KEDA scales on queue depth).",
+        ),
+        SERVICE_DASHBOARD,
+        _CONTROLLER,
+    ),
+    "InferwatchRequestLatencyHigh": Runbook(
+        "p99 end-to-end latency has been above the static 1.5 s guard for 2 minutes.",
+        (
+            "Check whether max_tokens grew (long answers are slow by design).",
+            "Follow InferwatchRequestLatencyAboveBaseline's checks.",
+        ),
+        SERVICE_DASHBOARD,
+        "None: this is a ticket. The baseline alert carries the action.",
+    ),
+    "InferwatchErrorRatioHigh": Runbook(
+        "More than 5% of requests have failed for 3 evaluations: users see errors now.",
+        (
+            "Read the failing requests' log lines and traces.",
+            "Check GPU up and XID errors; roll back a recent deploy.",
+        ),
+        SERVICE_DASHBOARD,
+        "None beyond the baseline alert's `tighten_concurrency`; this one pages a human.",
+    ),
+    "InferwatchHostCPUHigh": Runbook(
+        "The host CPU has been more than 85% busy for 5 minutes; tokenisation and the "
+        "event loop slow down every request.",
+        ("Check the process CPU of the service and of other processes.",),
+        GPU_DASHBOARD,
+        "None: ticket.",
+    ),
+    "InferwatchResourceUsageHigh": Runbook(
+        "GPU or host memory (label `resource`) has been more than 80% used for 10 minutes.",
+        (
+            "GPU memory: check the KV-cache block count against the card.",
+            "Host memory: check the service's resident memory for growth.",
+        ),
+        GPU_DASHBOARD,
+        "None: ticket.",
+    ),
+    "InferwatchErrorBudgetBurn": Runbook(
+        "The SLO in label `slo` burns its error budget too fast, over both windows in "
+        "labels `long_window`/`short_window`. At 14.4x a 30-day budget lasts about 2 days "
+        "(2% spent in the hour), at 6x 5 days (5% in 6 h): both page. At 1x over 3 days it "
+        "is a ticket (10% of the budget spent).",
+        (
+            "availability: failed requests and server-side refusals (queue_full, shed, "
+            "circuit_open); see which reason dominates.",
+            "ttft: share of requests whose first token took longer than 1 s.",
+            "Check the baseline and static alerts firing for the same model: they say why.",
+        ),
+        SLO_DASHBOARD,
+        "None directly; the baseline alerts behind the burn carry actions.",
+    ),
+    "InferwatchServiceDown": Runbook(
+        "Prometheus cannot scrape the service (`up == 0`) or has no target for it at all. "
+        "Every per-model alert of that instance is inhibited meanwhile.",
+        (
+            "Is the process running? Read its last log lines.",
+            "Is /metrics answering (curl it) and is the scrape config right?",
+        ),
+        SERVICE_DASHBOARD,
+        "None: nothing in the service can act when it is down.",
+    ),
+    "InferwatchGPUDown": Runbook(
+        "NVML fails on a host that reported a working GPU in the last 6 hours: the GPU "
+        "fell off the bus, the driver crashed, or XID errors took it out.",
+        (
+            "Check XID error counters and the kernel log.",
+            "Check ECC errors; drain the node if the GPU does not come back.",
+        ),
+        GPU_DASHBOARD,
+        "None.",
+    ),
+    "InferwatchDegradationActive": Runbook(
+        "The degradation controller has been above level 0 for 30 minutes: protection has "
+        "become the normal state, so capacity does not match demand.",
+        (
+            "Check which trigger (local, alertmanager, manual) raised the level.",
+            "Add capacity or lower demand; check that the triggering alert still fires.",
+        ),
+        ENGINE_DASHBOARD,
+        "The controller steps down by itself after its cooldown once triggers clear.",
+    ),
+    "InferwatchWatchdog": Runbook(
+        "Always firing. It goes to the dead-man's switch, which pages when it stops "
+        "hearing it: Prometheus, Alertmanager or the network between them is broken.",
+        ("Nothing to do while it fires; it must never be silenced.",),
+        SLO_DASHBOARD,
+        "None.",
+    ),
+}
+

@@ -16,7 +16,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 # "module:function" returning dict[str, str]; a part adds its generator here.
-GENERATORS: list[str] = []
+GENERATORS: list[str] = ["alerts.generate:render"]
 
 
 def render_all() -> dict[str, str]:

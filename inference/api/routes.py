@@ -37,6 +37,7 @@ def _sampling(body: GenerationBody, max_tokens: int) -> SamplingParams:
         top_p=1.0 if body.top_p is None else body.top_p,
         seed=body.seed,
         stop=body.stop_strings(),
+        ignore_eos=body.ignore_eos,
     )
 
 

@@ -32,6 +32,7 @@ class GenerationBody(BaseModel):
     stream_options: StreamOptions | None = None
     user: str | None = None  # accepted for compatibility; never logged
     priority: str | None = None
+    ignore_eos: bool = False  # vLLM's extension: fixed-length outputs for load tests
 
     def stop_strings(self) -> tuple[str, ...]:
         if self.stop is None:

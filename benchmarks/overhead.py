@@ -1,0 +1,180 @@
+"""What full telemetry costs: the same load against the service with telemetry on and off.
+
+On: metrics with exemplars, tracing sampled at 100% and exported over OTLP/HTTP to a local sink
+run here. Off: `INFERWATCH_TELEMETRY=0` (no metric observation, no tracing, no instrumentation).
+Both services run as real `inferwatch serve` subprocesses on loopback; rounds alternate A/B so
+drift on a shared machine hits both, and medians are compared. The last line printed is
+`telemetry_overhead=<fraction of throughput lost>` (negative: noise in telemetry's favour).
+
+    python -m benchmarks.overhead [--rounds 7] [--concurrency 48] [--max-tokens 64]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import httpx
+
+REPO = Path(__file__).resolve().parents[1]
+INFERWATCH = Path(sys.executable).parent / "inferwatch"
+
+
+class _Sink(BaseHTTPRequestHandler):
+    """Accepts OTLP/HTTP exports and throws them away (an empty body is a valid reply)."""
+
+    exports = 0
+    bytes_received = 0
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+        body = self.rfile.read(int(self.headers.get("content-length", 0)))
+        type(self).exports += 1
+        type(self).bytes_received += len(body)
+        self.send_response(200)
+        self.send_header("content-type", "application/x-protobuf")
+        self.send_header("content-length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        pass
+
+
+@contextmanager
+def otlp_sink() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Sink)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def service(env_extra: dict[str, str], device: str) -> Iterator[str]:
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "INFERWATCH_"))}
+    env.update(env_extra)
+    env["INFERWATCH_LOG_LEVEL"] = "warning"
+    proc = subprocess.Popen(
+        [str(INFERWATCH), "serve", "--port", str(port), "--device", device],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"inferwatch serve exited with {proc.returncode}")
+            try:
+                if httpx.get(base + "/ready", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("inferwatch serve did not become ready")
+            time.sleep(0.2)
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+async def _one(client: httpx.AsyncClient, i: int, max_tokens: int) -> int:
+    body = {
+        "prompt": f"request number {i}: tell me",
+        "max_tokens": max_tokens,
+        "temperature": 0,
+        "ignore_eos": True,
+    }
+    if i % 2:
+        response = await client.post("/v1/completions", json=body)
+        response.raise_for_status()
+        return int(response.json()["usage"]["completion_tokens"])
+    tokens = 0
+    async with client.stream("POST", "/v1/completions", json={**body, "stream": True}) as r:
+        r.raise_for_status()
+        async for line in r.aiter_lines():
+            if line.startswith("data: {") and '"usage":{' in line:
+                tokens = int(line.split('"completion_tokens":')[1].split(",")[0])
+    return tokens
+
+
+async def load_round(base: str, concurrency: int, max_tokens: int) -> float:
+    """Generated tokens per second for `concurrency` simultaneous requests (half streamed)."""
+    limits = httpx.Limits(max_connections=concurrency)
+    async with httpx.AsyncClient(base_url=base, timeout=300, limits=limits) as client:
+        start = time.perf_counter()
+        counts = await asyncio.gather(*(_one(client, i, max_tokens) for i in range(concurrency)))
+        elapsed = time.perf_counter() - start
+    if sum(counts) != concurrency * max_tokens:
+        raise RuntimeError(f"expected {concurrency * max_tokens} tokens, got {sum(counts)}")
+    return sum(counts) / elapsed
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=7, help="timed rounds per variant")
+    parser.add_argument("--concurrency", type=int, default=48)
+    parser.add_argument("--max-tokens", type=int, default=64)
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args(argv)
+
+    with otlp_sink() as sink:
+        on_env = {
+            "INFERWATCH_TELEMETRY": "1",
+            "OTEL_EXPORTER_OTLP_ENDPOINT": sink,
+            "OTEL_TRACES_SAMPLER": "always_on",
+        }
+        with (
+            service(on_env, args.device) as on_url,
+            service({"INFERWATCH_TELEMETRY": "0"}, args.device) as off_url,
+        ):
+            variants = {"on": on_url, "off": off_url}
+            for url in variants.values():  # warm-up: first-touch allocations, JIT-free but cold
+                asyncio.run(load_round(url, args.concurrency, args.max_tokens))
+            results: dict[str, list[float]] = {"on": [], "off": []}
+            for round_ in range(args.rounds):
+                order = ("on", "off") if round_ % 2 == 0 else ("off", "on")
+                for name in order:
+                    tps = asyncio.run(load_round(variants[name], args.concurrency, args.max_tokens))
+                    results[name].append(tps)
+            with httpx.Client(base_url=on_url) as c:
+                scrape = c.get("/metrics", headers={"Accept": "application/openmetrics-text"})
+            exemplars = scrape.text.count("# {trace_id=")
+    on, off = statistics.median(results["on"]), statistics.median(results["off"])
+    print(
+        f"load: {args.concurrency} concurrent requests (half streamed), "
+        f"{args.max_tokens} tokens each, greedy, {args.rounds} alternating rounds per variant"
+    )
+    print(f"telemetry on:  {on:8.1f} tokens/s  rounds {[round(x, 1) for x in results['on']]}")
+    print(f"telemetry off: {off:8.1f} tokens/s  rounds {[round(x, 1) for x in results['off']]}")
+    print(f"OTLP exports received: {_Sink.exports} ({_Sink.bytes_received} bytes); "
+          f"exemplars in one scrape: {exemplars}")  # fmt: skip
+    print(f"telemetry_overhead={1.0 - on / off:.4f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

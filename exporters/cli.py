@@ -24,7 +24,11 @@ log = logging.getLogger(__name__)
 def _gpu(args: argparse.Namespace) -> MetricSource:
     from exporters.gpu import GpuSource
 
-    return GpuSource(cache_seconds=args.cache_seconds, watch_xid=not args.no_xid)
+    return GpuSource(
+        cache_seconds=args.cache_seconds,
+        watch_xid=not args.no_xid,
+        timeout_seconds=args.nvml_timeout_seconds,
+    )
 
 
 def _host(args: argparse.Namespace) -> MetricSource:
@@ -53,6 +57,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=1.0,
         help="reuse one NVML pass for scrapes within this many seconds (default 1.0)",
     )
+    parser.add_argument(
+        "--nvml-timeout-seconds",
+        type=float,
+        default=5.0,
+        help="longest a scrape waits for NVML before reporting inferwatch_gpu_up 0 (default 5)",
+    )
     parser.add_argument("--no-xid", action="store_true", help="do not watch NVML XID events")
     parser.add_argument("--log-level", default="INFO", help="Python logging level")
 
@@ -78,6 +88,8 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(f"--port must be 0..65535, got {args.port}")
         if args.cache_seconds < 0:
             raise ValueError(f"--cache-seconds must be >= 0, got {args.cache_seconds}")
+        if args.nvml_timeout_seconds <= 0:
+            raise ValueError(f"--nvml-timeout-seconds must be > 0, got {args.nvml_timeout_seconds}")
     except ValueError as exc:
         print(f"inferwatch exporter: {exc}", file=sys.stderr)
         return 2

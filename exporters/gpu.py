@@ -8,13 +8,13 @@ source in the same scrape is untouched. Nothing touches NVML until the first col
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+from exporters.nvml_cache import SharedPass
 from exporters.nvml_device import DeviceReading, GpuReading, read_gpus
 from exporters.nvml_session import NvmlSession
 from exporters.xid import XidWatcher
@@ -49,7 +49,8 @@ def nvml_available(nvml: Any = None) -> bool:
 
 
 class GpuSource:
-    """All GPUs of this host; one NVML pass per `cache_seconds` however many scrapers ask."""
+    """All GPUs of this host; one NVML pass per `cache_seconds` however many scrapers ask, and a
+    scrape never waits more than `timeout_seconds` for NVML (see exporters.nvml_cache)."""
 
     name = "gpu"
 
@@ -58,18 +59,16 @@ class GpuSource:
         nvml: Any = None,
         cache_seconds: float = 1.0,
         watch_xid: bool = True,
+        timeout_seconds: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
     ):
         self._nvml = nvml if nvml is not None else _import_pynvml()
         self._session = NvmlSession(self._nvml)
-        self._cache_seconds = cache_seconds
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._cached: tuple[float, GpuReading | Exception] | None = None
+        self._passes = SharedPass(self._nvml_pass, cache_seconds, timeout_seconds, clock)
         self._xid = XidWatcher(self._nvml) if watch_xid else None
 
     def collect(self) -> Iterable[Metric]:
-        reading = self._reading()
+        reading = self._passes.get()
         return [
             _gauge("inferwatch_gpu_up", _UP_HELP, 1),
             *_device_families(reading),
@@ -86,19 +85,8 @@ class GpuSource:
             self._xid.close()
         self._session.close()
 
-    def _reading(self) -> GpuReading:
-        """The cached pass when fresh, else a new one; a failed pass is cached as well so that
-        concurrent scrapers of a broken NVML do not each retry it."""
-        with self._lock:
-            now = self._clock()
-            if self._cached is None or now - self._cached[0] >= self._cache_seconds:
-                self._cached = (now, self._nvml_pass())
-            result = self._cached[1]
-        if isinstance(result, Exception):
-            raise result
-        return result
-
     def _nvml_pass(self) -> GpuReading | Exception:
+        """Runs on the pass thread; the error is returned so that SharedPass caches it."""
         try:
             self._session.ensure()
             reading = read_gpus(self._nvml)

@@ -74,6 +74,7 @@ class FakeNvml:
         self.calls: Counter[str] = Counter()
         self.fail: dict[str, int] = {}  # function name -> NVML error code raised on every call
         self.missing: set[str] = set()  # C functions an older driver lacks: FunctionNotFound
+        self.hang: dict[str, threading.Event] = {}  # function name -> blocks until the event is set
         self._lock = threading.Lock()
         self._refcount = 0
         self._generation = 0
@@ -259,6 +260,9 @@ class FakeNvml:
     def _enter(self, name: str, needs_init: bool = True) -> None:
         with self._lock:
             self.calls[name] += 1
+        if name in self.hang:
+            assert self.hang[name].wait(30), f"fake NVML: {name} hung for 30 s; release it"
+        with self._lock:
             code = self.fail.get(name)
             if name in self.missing:
                 code = pynvml.NVML_ERROR_FUNCTION_NOT_FOUND

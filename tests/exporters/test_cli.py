@@ -102,6 +102,7 @@ def test_collectors_option_limits_sources() -> None:
         (["--collectors", "gpu,queue"], "unknown collector(s): queue"),
         (["--collectors", ","], "--collectors is empty"),
         (["--cache-seconds", "-1"], "--cache-seconds must be >= 0"),
+        (["--nvml-timeout-seconds", "0"], "--nvml-timeout-seconds must be > 0"),
     ],
 )
 def test_bad_options_exit_2_with_a_message(args: list[str], message: str) -> None:

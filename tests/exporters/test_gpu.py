@@ -6,12 +6,14 @@ below is the exporter's real code path.
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pynvml
 
 from exporters.collector import CollectorGroup
 from exporters.gpu import GpuSource, nvml_available
+from exporters.host import HostSource
 from exporters.nvml_device import CLOCK_EVENT_REASONS
 from tests.exporters.conftest import exposition, names, two_gpus, value
 from tests.exporters.fake_nvml import FakeGpu, FakeNvml
@@ -196,6 +198,30 @@ def test_gpu_lost_with_xid_watcher_releases_its_nvml_reference(fake: FakeNvml) -
     finally:
         gpu.close()
     assert fake.refcount == 0
+
+
+def test_hung_nvml_delays_one_scrape_by_the_timeout_then_fails_fast(fake: FakeNvml, serve) -> None:
+    """A hung NVML call (as when nvidia-smi freezes) must not hang /metrics or pile up passes."""
+    release = threading.Event()
+    fake.hang["nvmlDeviceGetCount"] = release
+    served = serve(CollectorGroup([source(fake, timeout_seconds=2.0), HostSource()]))
+    try:
+        started = time.monotonic()
+        status, _, body = served.get()
+        first = time.monotonic() - started
+        assert status == 200 and 1.9 < first < 10
+        assert value(body, "inferwatch_gpu_up") == 0
+        assert "inferwatch_host_memory_used_bytes" in names(body)
+
+        started = time.monotonic()
+        status, _, body = served.get()
+        assert status == 200 and time.monotonic() - started < 1.0
+        assert value(body, "inferwatch_gpu_up") == 0
+        assert value(body, "inferwatch_exporter_collect_errors_total", collector="gpu") == 2
+        assert fake.calls["nvmlDeviceGetCount"] == 1  # the hung pass, and no second one
+    finally:
+        release.set()
+    _wait_for(lambda: value(served.get()[2], "inferwatch_gpu_up") == 1, "recovery after the hang")
 
 
 def test_cache_serves_concurrent_scrapers_from_one_nvml_pass(fake: FakeNvml) -> None:

@@ -108,7 +108,7 @@ class XidWatcher:
                     except nvml.NVMLError_Timeout:
                         continue
                     if data.eventType & nvml.nvmlEventTypeXidCriticalError:
-                        device = devices.get(_handle_key(data.device), UNKNOWN_DEVICE)
+                        device = devices.get(handle_key(data.device), UNKNOWN_DEVICE)
                         self._count(device, int(data.eventData))
                 return True
             finally:
@@ -127,7 +127,7 @@ class XidWatcher:
             except nvml.NVMLError_NotSupported:
                 continue
             uuid = nvml.nvmlDeviceGetUUID(handle)
-            devices[_handle_key(handle)] = (str(index), str(uuid))
+            devices[handle_key(handle)] = (str(index), str(uuid))
         return devices
 
     def _count(self, device: tuple[str, str], xid: int) -> None:
@@ -143,7 +143,7 @@ class XidWatcher:
         log.warning("XID %d on gpu %s (%s)", xid, device[0], device[1])
 
 
-def _handle_key(handle: Any) -> Hashable:
+def handle_key(handle: Any) -> Hashable:
     """Event data carries the device as a raw pointer: compare handles by address.
 
     Looking the device up by address instead of calling NVML keeps the XID that announces a

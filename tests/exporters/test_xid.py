@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import ctypes
 import time
+from types import SimpleNamespace
 
-from exporters.xid import XidWatcher
+import pynvml
+
+from exporters.xid import XidWatcher, handle_key
 from tests.exporters.conftest import two_gpus
 from tests.exporters.fake_nvml import FakeGpu, FakeNvml
 
@@ -91,3 +95,34 @@ def test_close_is_prompt_while_waiting_for_events() -> None:
     assert fake.calls["nvmlEventSetFree"] == 1 and fake.refcount == 0
     watcher.start()  # closed for good
     assert not watcher.running
+
+
+def test_event_from_an_unregistered_handle_counts_as_unknown_device() -> None:
+    """The device of an event is matched by handle, without an NVML call that could fail on a
+    lost GPU; an unmatched handle still counts, on a bounded "unknown" label set."""
+    fake = two_gpus()
+    watcher = XidWatcher(fake, wait_ms=50)
+    watcher.start()
+    try:
+        _until(lambda: _registered(fake, 2), "registration")
+        event = SimpleNamespace(
+            device=object(),
+            eventType=pynvml.nvmlEventTypeXidCriticalError,
+            eventData=79,
+            gpuInstanceId=0,
+            computeInstanceId=0,
+        )
+        fake.event_sets[0].events.put(event)
+        _until(lambda: watcher.counts() == {("unknown", "unknown", "79"): 1}, "counted")
+    finally:
+        watcher.close()
+    assert fake.calls["nvmlDeviceGetUUID"] == 2  # at registration only
+
+
+def test_real_pynvml_handles_match_by_address() -> None:
+    """Event data holds a new ctypes pointer object for the same device: equal by address."""
+    device = pynvml.struct_c_nvmlDevice_t()
+    registered = ctypes.cast(ctypes.pointer(device), pynvml.c_nvmlDevice_t)
+    from_event = ctypes.cast(ctypes.addressof(device), pynvml.c_nvmlDevice_t)
+    assert registered is not from_event
+    assert handle_key(registered) == handle_key(from_event) == ctypes.addressof(device)

@@ -222,12 +222,13 @@ class AsyncEngine:
     def _step(self, batch: list[ScheduledSeq], prepared: PreparedBatch) -> None:
         start = time.monotonic()
         decodes = sum(1 for i in batch if i.num_tokens == 1 and i.seq.num_output_tokens > 0)
+        items = prepared.sampling
         try:
-            logits = self._runner.execute(prepared)
-            items = prepared.sampling
-            tokens = sample(
-                logits, [i.seq.sampling for i in items], [i.seq.generator for i in items]
-            )
+            with torch.inference_mode():
+                logits = self._runner.execute(prepared)
+                tokens = sample(
+                    logits, [i.seq.sampling for i in items], [i.seq.generator for i in items]
+                )
         except Exception as exc:  # fail this step's requests, keep serving the others
             log.exception("model step failed")
             with self._lock:

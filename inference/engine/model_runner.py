@@ -96,9 +96,9 @@ class ModelRunner:
             mask=mask.unsqueeze(1),
         )
 
-    @torch.inference_mode()
     def execute(self, prepared: PreparedBatch) -> Tensor:
-        """Logits [len(prepared.sampling), vocab] as float32 (float64 stays float64)."""
+        """Logits [len(prepared.sampling), vocab] as float32 (float64 stays float64).
+        Call under torch.inference_mode()."""
         logits = self.model(
             prepared.input_ids,
             prepared.positions,

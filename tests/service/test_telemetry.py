@@ -9,17 +9,26 @@ import re
 import shutil
 import subprocess
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import httpx
 import pytest
 from opentelemetry.trace import SpanKind
 from prometheus_client.openmetrics.parser import (
     text_string_to_metric_families as openmetrics_families,
 )
 
+from inference.settings import Settings
 from inference.telemetry.logs import REQUEST_LOGGER, JsonFormatter
 from inference.telemetry.metric_names import SERVICE_METRIC_NAMES
-from tests.service.conftest import MODEL, RunningService, sample_value, serve
+from tests.service.conftest import (
+    MODEL,
+    RunningService,
+    sample_value,
+    serve,
+    small_engine,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 METRICS_MD = REPO.parent / "shared" / "design" / "METRICS.md"
@@ -101,14 +110,15 @@ def test_exemplars_link_to_captured_traces_and_span_tree(fresh_service: RunningS
     service = fresh_service
     trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
     traceparent = f"00-{trace_id}-00f067aa0ba902b7-01"
+    _traffic(service, n=2)
     with service.client() as c:
+        # Last, so its exemplars are the latest in every bucket it lands in.
         r = c.post(
             "/v1/chat/completions",
             json={"messages": [{"role": "user", "content": PROMPT}], "max_tokens": 3},
             headers={"traceparent": traceparent},
         )
         assert r.status_code == 200
-        _traffic(service, n=2)
         om = c.get("/metrics", headers={"Accept": "application/openmetrics-text; version=1.0.0"})
     assert om.headers["content-type"].startswith("application/openmetrics-text")
     spans = service.spans.get_finished_spans()
@@ -160,3 +170,48 @@ def test_one_json_log_line_per_request_without_prompt(
         assert re.fullmatch(r"[0-9a-f]{32}", entry["trace_id"])
         assert entry["total_ms"] >= entry["ttft_ms"] >= entry["queue_ms"] >= 0
         assert entry["priority"] == "standard" and entry["request_id"]
+
+
+def test_preemption_becomes_a_span_event() -> None:
+    """A KV cache too small for everything running: the engine preempts, the trace shows it."""
+    thread, _, backend, spans = serve(small_engine(num_kv_blocks=10, max_num_seqs=8))
+    with thread as base_url, httpx.Client(base_url=base_url, timeout=60) as c:
+
+        def post(priority: str) -> int:
+            body = {"prompt": "p" * 20, "max_tokens": 90, "ignore_eos": True, "priority": priority}
+            return c.post("/v1/completions", json=body).status_code
+
+        with ThreadPoolExecutor(4) as pool:
+            statuses = list(pool.map(post, ["premium", "standard", "batch", "batch"]))
+        text = c.get("/metrics").text
+    assert statuses == [200] * 4
+    preemptions = sample_value(text, "inferwatch_preemptions_total")
+    assert preemptions > 0 and sum(backend.stats().preemptions_by_priority.values()) == preemptions
+    events = [e for s in spans.get_finished_spans() for e in s.events if e.name == "preempted"]
+    assert len(events) == preemptions
+
+
+def test_log_prompts_option_puts_text_in_logs_and_spans(caplog: pytest.LogCaptureFixture) -> None:
+    thread, _, _, spans = serve(settings=Settings(log_prompts=True))
+    with (
+        thread as base_url,
+        httpx.Client(base_url=base_url, timeout=30) as c,
+        caplog.at_level(logging.INFO, logger=REQUEST_LOGGER),
+    ):
+        r = c.post("/v1/completions", json={"prompt": PROMPT, "max_tokens": 2})
+    assert r.status_code == 200
+    entry = json.loads(JsonFormatter().format(caplog.records[-1]))
+    assert entry["prompt"] == PROMPT and entry["completion"] == r.json()["choices"][0]["text"]
+    server = next(s for s in spans.get_finished_spans() if s.kind == SpanKind.SERVER)
+    assert (server.attributes or {})["gen_ai.prompt"] == PROMPT
+
+
+def test_telemetry_off_serves_without_metrics_observation_or_spans() -> None:
+    thread, _, _, spans = serve(settings=Settings(telemetry=False))
+    with thread as base_url, httpx.Client(base_url=base_url, timeout=30) as c:
+        r = c.post("/v1/completions", json={"prompt": "quiet", "max_tokens": 2, "stream": True})
+        text = c.get("/metrics").text
+    assert r.status_code == 200 and r.text.rstrip().endswith("data: [DONE]")
+    assert spans.get_finished_spans() == ()
+    assert "inferwatch_requests_total" not in text
+    assert "inferwatch_queue_depth" in text  # live engine state is still there

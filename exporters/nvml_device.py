@@ -63,8 +63,8 @@ def field(nvml: Any, *calls: tuple[str, tuple[Any, ...]]) -> Any | None:
     the device cannot report the field (NotSupported), so it is left out rather than shown as 0.
 
     Later calls are the older equivalents (deprecated, same meaning), tried only where the
-    current call is missing: drivers before the current call appeared (e.g. the R535 branch lacks
-    nvmlDeviceGetTemperatureV) would otherwise lose the field.
+    current call is missing: on a driver released before the current call (FunctionNotFound)
+    the field would otherwise vanish, although the driver can report it.
     """
     for name, args in calls:
         function = getattr(nvml, name, None)

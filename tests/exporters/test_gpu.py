@@ -94,8 +94,9 @@ def test_family_no_device_supports_is_absent() -> None:
 
 
 def test_older_driver_without_current_calls_keeps_the_fields(fake: FakeNvml) -> None:
-    """Drivers released before the current calls raise FunctionNotFound for them; the older equivalent is used there, and only there (the fake fails a test
-    that calls a deprecated function while the current one exists)."""
+    """Drivers released before the current calls raise FunctionNotFound for them; the older
+    equivalent is used there, and only there (the fake fails a test that calls a deprecated
+    function while the current one exists)."""
     fake.missing = {
         "nvmlDeviceGetTemperatureV",
         "nvmlDeviceGetMemoryInfo_v2",

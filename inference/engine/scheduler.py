@@ -20,7 +20,8 @@ class ScheduledSeq:
 
 class Scheduler:
     """Each step: grow running sequences (most important first, preempting the least important
-    when blocks run out), then admit waiting ones in priority/arrival order within the budget."""
+    when blocks run out), then admit waiting ones in priority/arrival order within the token
+    budget; a waiting sequence that finds no room may preempt running ones of a lower class."""
 
     def __init__(self, block_manager: BlockManager, max_num_seqs: int, max_batched_tokens: int):
         self.blocks = block_manager
@@ -78,14 +79,21 @@ class Scheduler:
     def _admit(self, batch: list[ScheduledSeq], budget: int) -> int:
         for priority in Priority:
             queue = self.waiting[priority]
-            while queue and budget > 0 and len(self.running) < self.max_num_seqs:
+            while queue and budget > 0:
                 seq = queue[0]
                 hits = self.blocks.match_prefix(seq.token_ids)
                 cached = len(hits) * self.blocks.block_size
                 n = min(len(seq.token_ids) - cached, budget)
                 new_blocks = self.blocks.blocks_for(cached + n) - len(hits)
-                if not self.blocks.can_admit(hits, new_blocks):
-                    return 0  # strict priority: nobody behind may jump ahead
+                full = len(self.running) >= self.max_num_seqs
+                if full or not self.blocks.can_admit(hits, new_blocks):
+                    victim = self._victim_for(seq, 1 if full else new_blocks)
+                    if victim is None:
+                        return 0  # strict priority: nobody behind may jump ahead
+                    budget += self._unschedule(victim, batch)
+                    self.running.remove(victim)
+                    self._preempt(victim)
+                    continue
                 queue.pop(0)
                 self.blocks.admit(seq, hits)
                 self.blocks.grow(seq, cached + n)
@@ -97,7 +105,27 @@ class Scheduler:
                 budget -= n
         return budget
 
+    def _victim_for(self, seq: Sequence, blocks_needed: int) -> Sequence | None:
+        """The least important running sequence of a strictly lower class than `seq`, if
+        preempting that class could make room at all (else nothing is preempted in vain)."""
+        lower = [s for s in self.running if s.priority.rank > seq.priority.rank]
+        held = sum(len(s.block_table) for s in lower)
+        if not lower or self.blocks.num_available + held < blocks_needed:
+            return None
+        return max(lower, key=lambda s: s.sort_key)
+
+    @staticmethod
+    def _unschedule(seq: Sequence, batch: list[ScheduledSeq]) -> int:
+        """Drop `seq` from this step's batch; returns the budget it had taken."""
+        for i, item in enumerate(batch):
+            if item.seq is seq:
+                del batch[i]
+                return item.num_tokens
+        return 0
+
     def _preempt(self, seq: Sequence) -> None:
+        """Free the blocks; the sequence waits again at its original arrival and is
+        recomputed (prompt and generated tokens) when re-admitted."""
         self.blocks.free(seq)
         seq.num_computed_tokens = 0
         seq.times.preempted.append(time.monotonic())

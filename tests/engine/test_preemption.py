@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+
+import pytest
+
 from inference.backend import Priority
-from tests.engine.conftest import EngineFactory, make_request, prompt_of, run_all
+from tests.engine.conftest import EngineFactory, collect, make_request, prompt_of, run_all
 
 PRIORITIES = [Priority.PREMIUM, Priority.STANDARD, Priority.BATCH] * 2
 
@@ -45,3 +49,41 @@ async def test_preemption_with_prefix_cache_keeps_output(make_engine: EngineFact
     reference = await run_all(large, _requests())
     assert [r.tokens for r in preempted_run] == [r.tokens for r in reference]
     assert small.stats().kv_blocks_used == 0
+
+
+async def _first_output(stream) -> list[int]:  # type: ignore[no-untyped-def]
+    out = await asyncio.wait_for(stream.__anext__(), 30)
+    assert not out.finished
+    return out.token_ids
+
+
+@pytest.mark.parametrize("limit", ["blocks", "slots"])
+async def test_waiting_premium_preempts_running_batch(
+    make_engine: EngineFactory, limit: str
+) -> None:
+    """No room for a premium arrival (KV blocks, or max_num_seqs): a batch sequence yields."""
+    if limit == "blocks":  # the batch request alone holds 7 of the 8 blocks
+        config, batch_prompt = {"num_kv_blocks": 8}, prompt_of(100, seed=1)
+    else:
+        config, batch_prompt = {"max_num_seqs": 1}, prompt_of(30, seed=1)
+    premium_prompt = prompt_of(20, seed=2)
+    engine = await make_engine(dtype="float64", enable_prefix_caching=False, **config)
+    batch = engine.generate(make_request("batch", batch_prompt, 20, priority="batch"))
+    first = await _first_output(batch)
+    premium = engine.generate(make_request("prem", premium_prompt, 10, priority="premium"))
+    prem, rest = await asyncio.gather(collect(premium), collect(batch))
+
+    stats = engine.stats()
+    assert stats.preemptions_by_priority[Priority.BATCH] >= 1
+    assert stats.preemptions_by_priority[Priority.PREMIUM] == 0
+    assert prem.final.times.finished < rest.final.times.finished  # type: ignore[operator]
+    assert rest.final.times.preempted
+    assert stats.kv_blocks_used == 0
+
+    large = await make_engine(dtype="float64")
+    ref_batch, ref_prem = await run_all(
+        large,
+        [make_request("b", batch_prompt, 20), make_request("p", premium_prompt, 10)],
+    )
+    assert prem.tokens == ref_prem.tokens
+    assert first + rest.tokens == ref_batch.tokens

@@ -20,6 +20,7 @@ import torch
 from inference.backend import (
     EngineError,
     EngineStats,
+    FinishReason,
     GenerationRequest,
     InvalidRequestError,
     Priority,
@@ -204,12 +205,13 @@ class AsyncEngine:
                         self._lock.wait()
                     if self._stopping:
                         return
+                    start = time.monotonic()
                     batch = self._scheduler.schedule()
                     if not batch:
                         self._lock.wait(0.005)
                         continue
                     prepared = self._runner.prepare(batch)
-                self._step(batch, prepared)
+                self._step(batch, prepared, start)
         except BaseException:
             log.exception("engine loop died")
             self._dead = True
@@ -219,8 +221,7 @@ class AsyncEngine:
                 ]
             self._deliver(outputs)
 
-    def _step(self, batch: list[ScheduledSeq], prepared: PreparedBatch) -> None:
-        start = time.monotonic()
+    def _step(self, batch: list[ScheduledSeq], prepared: PreparedBatch, start: float) -> None:
         decodes = sum(1 for i in batch if i.num_tokens == 1 and i.seq.num_output_tokens > 0)
         items = prepared.sampling
         try:
@@ -288,14 +289,14 @@ class AsyncEngine:
     def _finish(
         self,
         seq: Sequence,
-        reason: str,
+        reason: FinishReason,
         error: str | None = None,
         new_tokens: list[int] | None = None,
     ) -> Delivery:
         """Release everything the sequence holds; returns its final output. Lock held."""
         self._scheduler.remove(seq)
         self._seqs.pop(seq.request_id, None)
-        seq.finish_reason = reason  # type: ignore[assignment]
+        seq.finish_reason = reason
         seq.error = error
         seq.times.finished = time.monotonic()
         return self._output(seq, new_tokens or [])

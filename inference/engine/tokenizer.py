@@ -7,9 +7,12 @@ checkpoints bring a `tokenizer.json` read by the `tokenizers` package.
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 from tokenizers import Tokenizer as HFTokenizerImpl
+
+log = logging.getLogger(__name__)
 
 BOS_ID = 256
 EOS_ID = 257
@@ -69,12 +72,17 @@ class HFTokenizer:
     def apply_chat_template(self, messages: list[dict[str, str]]) -> str:
         if self._template is None:
             return simple_chat_template(messages)
-        import jinja2  # only when a checkpoint ships a Jinja chat template
+        import jinja2  # only when a checkpoint ships a Jinja chat template (torch depends on it)
 
         env = jinja2.Environment(trim_blocks=True, lstrip_blocks=True)
-        return env.from_string(self._template).render(
-            messages=messages, add_generation_prompt=True, bos_token="", eos_token=""
-        )
+        try:
+            # bos_token is left out: the tokenizer's post-processor adds BOS when encoding.
+            return env.from_string(self._template).render(
+                messages=messages, add_generation_prompt=True, bos_token="", eos_token=""
+            )
+        except jinja2.TemplateError as exc:
+            log.warning("chat template failed (%s); using the plain template", exc)
+            return simple_chat_template(messages)
 
 
 def _read_eos(path: Path) -> list[int]:

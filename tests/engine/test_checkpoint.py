@@ -29,6 +29,10 @@ CONFIG = {
     "bos_token_id": 0,
     "eos_token_id": 1,
 }
+CHAT_TEMPLATE = (
+    "{% for m in messages %}[{{ m.role }}] {{ m.content }}\n{% endfor %}"
+    "{% if add_generation_prompt %}[assistant] {% endif %}"
+)
 CORPUS = ["the quick brown fox jumps over the lazy dog", "alerts fire when latency rises"] * 20
 
 
@@ -80,6 +84,7 @@ def _write_checkpoint(path: Path, tied: bool, sharded: bool) -> tuple[dict, dict
     cfg = dict(CONFIG, vocab_size=_tokenizer(path), tie_word_embeddings=tied)
     (path / "config.json").write_text(json.dumps(cfg))
     (path / "generation_config.json").write_text(json.dumps({"eos_token_id": [1]}))
+    (path / "tokenizer_config.json").write_text(json.dumps({"chat_template": CHAT_TEMPLATE}))
     weights = _weights(cfg, tied)
     if sharded:
         names = sorted(weights)
@@ -110,6 +115,8 @@ async def test_checkpoint_output_equals_reference(
     prompt = engine.tokenizer.encode("the lazy fox rises")
     assert prompt[0] == 0
     assert engine.tokenizer.decode(prompt) == "the lazy fox rises"
+    chat = engine.tokenizer.apply_chat_template([{"role": "user", "content": "hi"}])
+    assert chat == "[user] hi\n[assistant] "
 
     results = await run_all(engine, [make_request(f"r{i}", prompt[: 3 + i], 10) for i in range(3)])
     ref_weights = {k: v.double() for k, v in weights.items()}

@@ -8,6 +8,7 @@ combination is created up front so dashboards and `rate()` see a 0 before the fi
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import pairwise
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
@@ -169,8 +170,14 @@ class ServiceMetrics:
     def _observe_gaps(
         child: Histogram, token_times: Sequence[float], exemplar: dict[str, str] | None
     ) -> None:
-        for earlier, later in zip(token_times, token_times[1:], strict=False):
-            child.observe(later - earlier, exemplar)
+        """One observation per gap; only the longest carries the exemplar. That is the one
+        a slow bucket needs a trace for, and validating an exemplar per token is not free."""
+        gaps = [later - earlier for earlier, later in pairwise(token_times)]
+        if not gaps:
+            return
+        slowest = max(range(len(gaps)), key=gaps.__getitem__)
+        for index, gap in enumerate(gaps):
+            child.observe(gap, exemplar if index == slowest else None)
 
     def observe_step(self, step: StepStats) -> None:
         """Step listener: runs on the engine thread; prometheus-client children are thread-safe."""

@@ -6,7 +6,9 @@ import json
 
 import httpx
 
-from tests.service.conftest import MODEL, RunningService, sample_value
+from inference.api.app import create_app
+from inference.settings import Settings
+from tests.service.conftest import MODEL, RunningService, sample_value, small_engine
 
 
 def sse_payloads(response: httpx.Response) -> list[str]:
@@ -157,3 +159,20 @@ def test_models_health_ready(service: RunningService) -> None:
     assert [m["id"] for m in models["data"]] == [MODEL]
     assert health.status_code == 200
     assert ready.status_code == 200 and ready.json()["status"] == "ready"
+
+
+async def test_ready_follows_the_engine_lifecycle() -> None:
+    """Through ASGI without a server, so the lifespan (engine start/stop) is driven by hand."""
+    app = create_app(Settings(), backend=small_engine(), metric_sources=[])
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://asgi") as c:
+        assert (await c.get("/ready")).status_code == 503  # not started yet
+        assert (await c.get("/health")).status_code == 200
+        async with app.router.lifespan_context(app):
+            assert (await c.get("/ready")).status_code == 200
+            ok = await c.post("/v1/completions", json={"prompt": "x", "max_tokens": 1})
+            assert ok.status_code == 200
+        assert (await c.get("/ready")).status_code == 503  # stopped
+        late = await c.post("/v1/completions", json={"prompt": "x", "max_tokens": 1})
+    assert late.status_code == 503 and late.headers["retry-after"] == "1"
+    assert late.json()["error"]["code"] == "engine_unavailable"

@@ -10,6 +10,8 @@ from torch import Tensor
 from .model import AttentionGroup, AttentionMetadata, LlamaForCausalLM
 from .scheduler import ScheduledSeq
 
+Member = tuple[int, ScheduledSeq]  # (offset of its first token in the flat batch, the sequence)
+
 
 @dataclass
 class PreparedBatch:
@@ -43,8 +45,8 @@ class ModelRunner:
         slots: list[int] = []
         logits_index: list[int] = []
         sampling: list[ScheduledSeq] = []
-        decodes: list[tuple[int, ScheduledSeq]] = []
-        prefills: list[tuple[int, ScheduledSeq]] = []
+        decodes: list[Member] = []
+        prefills: list[Member] = []
         bs = self.block_size
         for item in batch:
             seq, n = item.seq, item.num_tokens
@@ -57,7 +59,7 @@ class ModelRunner:
             if start + n == len(seq.token_ids):
                 logits_index.append(offset + n - 1)
                 sampling.append(item)
-        groups = [self._group(g) for g in (decodes, prefills) if g]
+        groups = [self._group(g) for g in (*_similar_sizes(decodes), *_similar_sizes(prefills))]
         dev = self.device
         return PreparedBatch(
             input_ids=torch.tensor(input_ids, dtype=torch.long, device=dev),
@@ -67,7 +69,7 @@ class ModelRunner:
             sampling=sampling,
         )
 
-    def _group(self, members: list[tuple[int, ScheduledSeq]]) -> AttentionGroup:
+    def _group(self, members: list[Member]) -> AttentionGroup:
         """Pad queries to the longest chunk and keys to the longest block table of the group."""
         q_len = max(item.num_tokens for _, item in members)
         max_blocks = max(len(item.seq.block_table) for _, item in members)
@@ -107,3 +109,27 @@ class ModelRunner:
             prepared.logits_index,
         )
         return logits.to(torch.promote_types(logits.dtype, torch.float32))
+
+
+def _attention_size(member: Member) -> int:
+    """Queries x key blocks: what padding a group to this member costs each other member."""
+    return member[1].num_tokens * len(member[1].seq.block_table)
+
+
+def _similar_sizes(members: list[Member]) -> list[list[Member]]:
+    """Split into groups of similar attention size, so padding every member of a group to its
+    largest wastes about half the group's attention work at most (one long prompt does not
+    make fifteen short ones pay for its length)."""
+    groups: list[list[Member]] = []
+    current: list[Member] = []
+    total = 0
+    for member in sorted(members, key=_attention_size):
+        n = _attention_size(member)
+        if current and (len(current) + 1) * n > 2 * (total + n):
+            groups.append(current)
+            current, total = [], 0
+        current.append(member)
+        total += n
+    if current:
+        groups.append(current)
+    return groups

@@ -10,7 +10,7 @@ import logging
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 
 from inference.backend import (
@@ -23,6 +23,7 @@ from inference.backend import (
 log = logging.getLogger(__name__)
 
 RETRY_AFTER_SECONDS = 1
+CLIENT_CLOSED_REQUEST = 499  # nginx's code; nobody reads it, the logs and metrics do
 
 
 class ParamError(InvalidRequestError):
@@ -31,6 +32,10 @@ class ParamError(InvalidRequestError):
     def __init__(self, message: str, param: str | None = None) -> None:
         super().__init__(message)
         self.param = param
+
+
+class ClientGone(Exception):
+    """The HTTP client disconnected before the answer was complete."""
 
 
 class ModelNotFoundError(Exception):
@@ -105,6 +110,10 @@ def _generation_failed(_: Request, exc: Exception) -> JSONResponse:
     return error_response(500, f"generation failed: {exc}", type_="server_error")
 
 
+def _client_gone(_: Request, exc: Exception) -> Response:
+    return Response(status_code=CLIENT_CLOSED_REQUEST)
+
+
 def _http(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
     return error_response(
@@ -124,5 +133,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(EngineError, _engine_unavailable)
     app.add_exception_handler(ModelNotFoundError, _model_not_found)
     app.add_exception_handler(GenerationFailedError, _generation_failed)
+    app.add_exception_handler(ClientGone, _client_gone)
     app.add_exception_handler(HTTPException, _http)
     app.add_exception_handler(Exception, _unexpected)

@@ -7,14 +7,18 @@ engine, which frees its KV blocks at once.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from fastapi.responses import JSONResponse, Response
 from starlette.requests import Request
 
 from inference.api.errors import (
+    CLIENT_CLOSED_REQUEST,
+    ClientGone,
     GenerationFailedError,
     ModelNotFoundError,
     ParamError,
@@ -22,7 +26,7 @@ from inference.api.errors import (
 )
 from inference.api.formatting import DONE_EVENT, ResponseFormat, sse_event, usage_dict
 from inference.api.streaming import ClosingStreamingResponse
-from inference.api.tracked import ClientGone, TrackedStream, unless_gone
+from inference.api.tracked import TrackedStream, unless_gone
 from inference.backend import (
     Backend,
     GenerationRequest,
@@ -35,7 +39,7 @@ from inference.backend import (
 )
 from inference.telemetry.recorder import RequestRecord, RequestRecorder
 
-CLIENT_CLOSED_REQUEST = 499  # nginx's code; nobody reads it, the logs and metrics do
+T = TypeVar("T")
 
 
 @dataclass
@@ -127,19 +131,7 @@ class GenerationService:
             while (output := await tracked.next()) is not None:
                 pieces.append(output.text)
 
-        try:
-            await unless_gone(drain(), request)
-        except ClientGone:
-            await tracked.close()
-            tracked.end("cancelled", CLIENT_CLOSED_REQUEST)
-            return Response(status_code=CLIENT_CLOSED_REQUEST)
-        except Exception as exc:
-            await tracked.close()
-            tracked.end("failed", 500)
-            raise GenerationFailedError(str(exc) or type(exc).__name__) from exc
-        if tracked.error is not None:
-            tracked.end("failed", 500)
-            raise GenerationFailedError(tracked.error)
+        await _settle(request, tracked, drain())
         record = tracked.record
         tracked.end("completed", 200)
         usage = usage_dict(record.prompt_tokens, record.completion_tokens)
@@ -151,23 +143,30 @@ class GenerationService:
     ) -> Response:
         # Headers wait for the first output, so they carry the timings and an early failure
         # still gets a real HTTP status.
-        try:
-            first = await unless_gone(tracked.next(), request)
-        except ClientGone:
-            await tracked.close()
-            tracked.end("cancelled", CLIENT_CLOSED_REQUEST)
-            return Response(status_code=CLIENT_CLOSED_REQUEST)
-        except Exception as exc:
-            await tracked.close()
-            tracked.end("failed", 500)
-            raise GenerationFailedError(str(exc) or type(exc).__name__) from exc
-        if tracked.error is not None:
-            tracked.end("failed", 500)
-            raise GenerationFailedError(tracked.error)
+        first = await _settle(request, tracked, tracked.next())
         events = _sse_events(tracked, first, fmt, call)
         return ClosingStreamingResponse(
             events, media_type="text/event-stream", headers=timing_headers(tracked.record)
         )
+
+
+async def _settle(request: Request, tracked: TrackedStream, work: Awaitable[T]) -> T:
+    """Await `work` for this request. A client that leaves (ClientGone, answered 499 by the
+    error handler) or a failure in the backend ends the request here, recorded once."""
+    try:
+        result = await unless_gone(work, request)
+    except (ClientGone, asyncio.CancelledError):
+        await tracked.close()
+        tracked.end("cancelled", CLIENT_CLOSED_REQUEST)
+        raise
+    except Exception as exc:
+        await tracked.close()
+        tracked.end("failed", 500)
+        raise GenerationFailedError(str(exc) or type(exc).__name__) from exc
+    if tracked.error is not None:
+        tracked.end("failed", 500)
+        raise GenerationFailedError(tracked.error)
+    return result
 
 
 async def _sse_events(

@@ -12,14 +12,11 @@ from typing import TypeVar
 import anyio
 from starlette.requests import Request
 
+from inference.api.errors import ClientGone
 from inference.backend import RequestOutput, RequestStream
 from inference.telemetry.recorder import RequestRecord, RequestRecorder
 
 T = TypeVar("T")
-
-
-class ClientGone(Exception):
-    """The HTTP client disconnected before the answer was complete."""
 
 
 class TrackedStream:

@@ -55,8 +55,11 @@ class TrackedStream:
         if output.finished:
             self.finished = True
             record.finish_reason = output.finish_reason
-            if output.finish_reason == "error" or output.error:
-                self.error = output.error or "the engine failed this request"
+            # "cancelled" here was not our doing (we stop reading once we cancel): a failure.
+            if output.finish_reason in ("error", "cancelled") or output.error:
+                self.error = (
+                    output.error or f"the engine ended this request ({output.finish_reason})"
+                )
             if self._keep_text:
                 record.completion_text = "".join(self._text)
 

@@ -8,17 +8,21 @@ import logging
 import re
 import shutil
 import subprocess
+import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
 import pytest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.trace import SpanKind
 from prometheus_client.openmetrics.parser import (
     text_string_to_metric_families as openmetrics_families,
 )
 
+from inference.api.app import create_app
 from inference.settings import Settings
 from inference.telemetry.logs import REQUEST_LOGGER, JsonFormatter
 from inference.telemetry.metric_names import SERVICE_METRIC_NAMES
@@ -215,3 +219,51 @@ def test_telemetry_off_serves_without_metrics_observation_or_spans() -> None:
     assert spans.get_finished_spans() == ()
     assert "inferwatch_requests_total" not in text
     assert "inferwatch_queue_depth" in text  # live engine state is still there
+
+
+class _OtlpSink(BaseHTTPRequestHandler):
+    """Stands in for an OTLP/HTTP collector (Jaeger cannot run here): keeps what it receives."""
+
+    received: list[tuple[str, bytes]] = []
+
+    def do_POST(self) -> None:  # noqa: N802
+        body = self.rfile.read(int(self.headers.get("content-length", 0)))
+        self.received.append((self.path, body))
+        self.send_response(200)
+        self.send_header("content-length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+async def test_spans_are_exported_over_otlp_http_when_an_endpoint_is_set(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    sink = ThreadingHTTPServer(("127.0.0.1", 0), _OtlpSink)
+    threading.Thread(target=sink.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", f"http://127.0.0.1:{sink.server_port}")
+        monkeypatch.setenv("OTEL_TRACES_SAMPLER", "always_on")
+        app = create_app(Settings(), backend=small_engine(), metric_sources=[])
+        transport = httpx.ASGITransport(app=app)
+        async with (
+            app.router.lifespan_context(app),  # its shutdown flushes the batch processor
+            httpx.AsyncClient(transport=transport, base_url="http://asgi") as c,
+        ):
+            r = await c.post("/v1/completions", json={"prompt": PROMPT, "max_tokens": 2})
+            assert r.status_code == 200
+    finally:
+        sink.shutdown()
+        sink.server_close()
+    paths = {path for path, _ in _OtlpSink.received}
+    assert paths == {"/v1/traces"}
+    exported = ExportTraceServiceRequest()
+    names: set[str] = set()
+    for _, body in _OtlpSink.received:
+        exported.ParseFromString(body)
+        names |= {
+            s.name for rs in exported.resource_spans for ss in rs.scope_spans for s in ss.spans
+        }
+    assert {"queue", "prefill", "decode", "POST /v1/completions"} <= names
+    assert all(PROMPT.encode() not in body for _, body in _OtlpSink.received)

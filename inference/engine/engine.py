@@ -244,7 +244,7 @@ class AsyncEngine:
         with self._lock:
             outputs = self._postprocess(batch, items, tokens, now)
             self._steps += 1
-        self._deliver(outputs)
+        # Listeners first: a client that sees its last token also sees that step's metrics.
         phase = "decode" if decodes == len(batch) else "prefill" if decodes == 0 else "mixed"
         step = StepStats(phase, now - start, len(batch), sum(i.num_tokens for i in batch))
         for listener in self._listeners:
@@ -252,6 +252,7 @@ class AsyncEngine:
                 listener(step)
             except Exception:
                 log.exception("step listener failed")
+        self._deliver(outputs)
 
     def _postprocess(
         self, batch: list[ScheduledSeq], sampled: list[ScheduledSeq], tokens: list[int], now: float

@@ -67,7 +67,7 @@ async def test_stats_and_step_listeners(make_engine: EngineFactory) -> None:
     stop = threading.Event()
 
     def scrape() -> None:  # a metrics scrape from another thread, while steps run
-        while not stop.is_set():
+        while not stop.wait(0.002):
             scraped.append(engine.stats())
 
     scraper = threading.Thread(target=scrape)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from typing import Any
 
 from inference.settings import ENV_PREFIX, Settings
@@ -62,11 +63,11 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         settings = settings_from_args(args)
-    except ValueError as exc:
-        print(f"inferwatch serve: {exc}")
+        configure_logging(settings.log_level)
+        app = create_app(settings)
+    except (ValueError, OSError) as exc:  # bad setting, missing checkpoint, no CUDA device
+        print(f"inferwatch serve: {exc}", file=sys.stderr)
         return 2
-    configure_logging(settings.log_level)
-    app = create_app(settings)
     log.info(
         "serving",
         extra={

@@ -38,8 +38,9 @@ def extrapolated_rate(points: Sequence[Point], range_start: int, range_end: int)
     extrapolate_to = sampled_interval
     extrapolate_to += duration_to_start if duration_to_start < threshold else average_between / 2
     extrapolate_to += duration_to_end if duration_to_end < threshold else average_between / 2
-    result = result * (extrapolate_to / sampled_interval)
-    return result / ((range_end - range_start) / 1000)
+    factor = extrapolate_to / sampled_interval
+    factor /= (range_end - range_start) / 1000  # rate, not increase
+    return result * factor
 
 
 def parse_le(text: str) -> float | None:

@@ -88,7 +88,7 @@ def expr_test(at_s: float, expr: str, samples: list[tuple[dict[str, str], float]
     }  # fmt: skip
 
 
-def test_file(rule_files: list[str], interval_s: float, tests: list[dict[str, Any]]) -> str:
+def unit_test_file(rule_files: list[str], interval_s: float, tests: list[dict[str, Any]]) -> str:
     document = {
         "rule_files": rule_files,
         "evaluation_interval": duration(interval_s),

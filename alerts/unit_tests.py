@@ -16,7 +16,7 @@ from alerts.promtool_tests import (
     input_series,
     series_selector,
     series_values,
-    test_file,
+    unit_test_file,
 )
 from alerts.rules import baseline_record, baselines_group, guards_group, sli_record, slos_group
 from alerts.sli import duration
@@ -68,7 +68,7 @@ def baseline_tests(spec: Spec, signal: BaselineSignal) -> str:
     t, i = STEP_AT, timing.interval
     state = {"alertname": name, **target, **dynamic["labels"]}
     end_14 = cases["step_1_4x"].duration_s
-    return test_file(
+    return unit_test_file(
         ["../generated/baselines.rules.yml"],
         timing.interval,
         [
@@ -210,7 +210,7 @@ def slo_tests(spec: Spec) -> str:
             ],
         },
     ]  # fmt: skip
-    return test_file(["../generated/slos.rules.yml"], timing.interval, tests)
+    return unit_test_file(["../generated/slos.rules.yml"], timing.interval, tests)
 
 
 def guard_tests(spec: Spec) -> str:
@@ -276,7 +276,7 @@ def guard_tests(spec: Spec) -> str:
             ),
         },
     ]
-    return test_file(["../generated/guards.rules.yml"], timing.interval, tests)
+    return unit_test_file(["../generated/guards.rules.yml"], timing.interval, tests)
 
 
 def render_unit_tests(spec: Spec) -> dict[str, str]:

@@ -62,13 +62,13 @@ async def test_waiting_premium_preempts_running_batch(
     make_engine: EngineFactory, limit: str
 ) -> None:
     """No room for a premium arrival (KV blocks, or max_num_seqs): a batch sequence yields."""
-    if limit == "blocks":  # the batch request alone holds 7 of the 8 blocks
-        config, batch_prompt = {"num_kv_blocks": 8}, prompt_of(100, seed=1)
+    if limit == "blocks":  # the batch request holds 7 to 10 of the 10 blocks; premium needs 4
+        config, batch_prompt = {"num_kv_blocks": 10}, prompt_of(100, seed=1)
     else:
         config, batch_prompt = {"max_num_seqs": 1}, prompt_of(30, seed=1)
-    premium_prompt = prompt_of(20, seed=2)
+    premium_prompt = prompt_of(50, seed=2)
     engine = await make_engine(dtype="float64", enable_prefix_caching=False, **config)
-    batch = engine.generate(make_request("batch", batch_prompt, 20, priority="batch"))
+    batch = engine.generate(make_request("batch", batch_prompt, 60, priority="batch"))
     first = await _first_output(batch)
     premium = engine.generate(make_request("prem", premium_prompt, 10, priority="premium"))
     prem, rest = await asyncio.gather(collect(premium), collect(batch))
@@ -83,7 +83,7 @@ async def test_waiting_premium_preempts_running_batch(
     large = await make_engine(dtype="float64")
     ref_batch, ref_prem = await run_all(
         large,
-        [make_request("b", batch_prompt, 20), make_request("p", premium_prompt, 10)],
+        [make_request("b", batch_prompt, 60), make_request("p", premium_prompt, 10)],
     )
     assert prem.tokens == ref_prem.tokens
     assert first + rest.tokens == ref_batch.tokens

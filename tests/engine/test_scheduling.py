@@ -12,7 +12,7 @@ from tests.engine.conftest import EngineFactory, collect, make_request, prompt_o
 
 async def test_premium_is_scheduled_before_earlier_batch(make_engine: EngineFactory) -> None:
     engine = await make_engine(max_num_seqs=1)
-    blocker = engine.generate(make_request("blocker", prompt_of(10), 30))
+    blocker = engine.generate(make_request("blocker", prompt_of(10), 120))
     first = await asyncio.wait_for(blocker.__anext__(), 30)  # now running, holding the slot
     assert not first.finished
     batch = [

@@ -65,7 +65,12 @@ async def test_burst_of_100_mixed_priority_requests_all_accounted(
 
     async def one(client: httpx.AsyncClient, i: int) -> tuple[str, int, str | None]:
         priority = priorities[i % 3]
-        body = {"prompt": f"request {i}", "max_tokens": 4, "stream": i % 2 == 0}
+        body = {
+            "prompt": f"request {i}",
+            "max_tokens": 16,
+            "ignore_eos": True,
+            "stream": i % 2 == 0,
+        }
         if i % 4 == 0:
             r = await client.post("/v1/completions", json=body, headers={"x-priority": priority})
         else:

@@ -25,7 +25,7 @@ class GenerationBody(BaseModel):
     model: str | None = None
     temperature: Annotated[float, Field(ge=0.0, le=2.0)] | None = None
     top_p: Annotated[float, Field(gt=0.0, le=1.0)] | None = None
-    seed: int | None = None
+    seed: Annotated[int, Field(ge=-(2**63), lt=2**63)] | None = None  # torch.Generator range
     stop: str | Annotated[list[str], Field(max_length=4)] | None = None
     n: int = 1
     stream: bool = False

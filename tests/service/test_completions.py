@@ -176,3 +176,16 @@ async def test_ready_follows_the_engine_lifecycle() -> None:
         late = await c.post("/v1/completions", json={"prompt": "x", "max_tokens": 1})
     assert late.status_code == 503 and late.headers["retry-after"] == "1"
     assert late.json()["error"]["code"] == "engine_unavailable"
+
+
+def test_seeded_sampling_repeats(service: RunningService) -> None:
+    with service.client() as c:
+        texts = [
+            c.post(
+                "/v1/completions",
+                json={"prompt": "dice", "max_tokens": 8, "temperature": 1.0, "seed": seed},
+            ).json()["choices"][0]["text"]
+            for seed in (-5, -5, 2**62)
+        ]
+    assert texts[0] == texts[1]
+    assert all(texts)

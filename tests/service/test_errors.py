@@ -40,6 +40,8 @@ BAD_REQUESTS = [
     ("/v1/completions", {"prompt": "x"}, {"x-priority": "urgent"}, 400, "priority"),
     ("/v1/completions", {"prompt": "x", "model": "gpt-9"}, {}, 404, "model"),
     ("/v1/completions", {"prompt": "x", "n": 2}, {}, 400, "n"),
+    ("/v1/completions", {"prompt": "x", "seed": 2**80}, {}, 400, "seed"),
+    ("/v1/completions", {"prompt": "x", "stop": ["a", "b", "c", "d", "e"]}, {}, 400, "stop"),
     ("/v1/chat/completions", {"messages": []}, {}, 400, "messages"),
     ("/v1/chat/completions", {"messages": [{"role": "wizard", "content": "x"}]}, {}, 400, None),
     ("/v1/chat/completions", {"messages": [{"role": "user", "content": ""}]}, {}, 400, None),

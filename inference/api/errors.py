@@ -69,11 +69,19 @@ def _validation(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = exc.errors()
     first = errors[0] if errors else {}
-    loc = [str(p) for p in first.get("loc", ()) if p != "body"]
+    # pydantic adds union-member tags ("str", "list[str]") to the location; clients want fields.
+    loc = [str(p) for p in first.get("loc", ()) if p != "body" and not _is_type_tag(p)]
     param = loc[0] if loc else None
     where = ".".join(loc)
     message = f"{where}: {first.get('msg', 'invalid request')}" if where else first.get("msg")
     return error_response(400, str(message or "invalid request body"), param=param)
+
+
+def _is_type_tag(part: object) -> bool:
+    return isinstance(part, str) and (part in _TYPE_TAGS or "[" in part or "-" in part)
+
+
+_TYPE_TAGS = {"str", "int", "float", "bool", "list", "dict", "none"}
 
 
 def _invalid(_: Request, exc: Exception) -> JSONResponse:

@@ -106,3 +106,5 @@ async def test_stop_fails_unfinished_requests(make_engine: EngineFactory) -> Non
     result = await collect(stream)
     assert result.final.finish_reason == "error" and result.final.error == "engine stopped"
     assert not engine.ready()
+    assert engine._thread is not None and not engine._thread.is_alive()  # joined
+    assert engine.stats().kv_blocks_used == 0

@@ -100,3 +100,22 @@ async def test_burst_of_100_mixed_priority_requests_all_accounted(
         sent = sum(1 for p, _, _ in results if p == priority)
         assert delta("inferwatch_requests_total", priority=priority) == sent
     assert wait_until(lambda: svc.backend.stats().kv_blocks_used == 0, timeout=10)
+
+
+def test_stream_abandoned_while_queued_leaves_the_queue() -> None:
+    """Headers wait for the first token; a client that gives up before then is cancelled too."""
+    thread, _, backend, _ = serve(small_engine(max_num_seqs=1))
+    with thread as base_url, httpx.Client(base_url=base_url, timeout=60) as c:
+        with c.stream("POST", "/v1/completions", json={**LONG, "stream": True}) as busy:
+            assert busy.status_code == 200  # the only running slot is taken
+            with (
+                httpx.Client(base_url=base_url, timeout=1.0) as impatient,
+                pytest.raises(httpx.ReadTimeout),
+            ):
+                impatient.post("/v1/completions", json={**LONG, "stream": True})
+            assert wait_until(lambda: sum(backend.stats().waiting_by_priority.values()) == 0)
+            assert backend.stats().running == 1
+        assert wait_until(lambda: backend.stats().kv_blocks_used == 0)
+        text = c.get("/metrics").text
+    assert sample_value(text, "inferwatch_requests_total", outcome="cancelled") == 2
+    assert sample_value(text, "inferwatch_queue_wait_seconds_count") == 1  # only `busy` ran

@@ -36,6 +36,7 @@ class EngineConfig:
     seed: int = 0
     model_name: str | None = None
     num_threads: int | None = None  # torch CPU threads; None leaves a core for the event loop
+    max_model_len: int | None = None  # caps the checkpoint's context (and the RoPE tables)
     gpu_memory_fraction: float = 0.5  # share of free GPU memory given to the KV cache
 
     def __post_init__(self) -> None:
@@ -48,8 +49,10 @@ class EngineConfig:
         for name in ("block_size", "max_num_seqs", "max_num_batched_tokens", "max_waiting"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1")
-        if self.num_kv_blocks is not None and self.num_kv_blocks < 1:
-            raise ValueError("num_kv_blocks must be >= 1")
+        for name in ("num_kv_blocks", "max_model_len", "num_threads"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"{name} must be >= 1")
 
     @property
     def torch_dtype(self) -> torch.dtype:
@@ -85,14 +88,26 @@ class ModelConfig:
     max_position_embeddings: int = 2048
     tie_word_embeddings: bool = False
     attention_bias: bool = False
+    # Llama 3.1+ "llama3" RoPE scaling: (factor, low_freq_factor, high_freq_factor,
+    # original_max_position_embeddings); None means plain RoPE.
+    rope_llama3: tuple[float, float, float, int] | None = None
 
     @classmethod
     def from_hf(cls, path: Path) -> ModelConfig:
         raw = json.loads((path / "config.json").read_text())
         heads = raw["num_attention_heads"]
-        rope_scaling = raw.get("rope_scaling")
-        if rope_scaling and rope_scaling.get("rope_type", rope_scaling.get("type")) != "default":
-            raise ValueError(f"rope_scaling {rope_scaling!r} is not supported")
+        scaling = raw.get("rope_scaling") or {}
+        kind = scaling.get("rope_type", scaling.get("type", "default"))
+        if kind not in ("default", "llama3"):
+            raise ValueError(f"rope_scaling {scaling!r} is not supported (default, llama3 are)")
+        llama3 = None
+        if kind == "llama3":
+            llama3 = (
+                float(scaling["factor"]),
+                float(scaling["low_freq_factor"]),
+                float(scaling["high_freq_factor"]),
+                int(scaling["original_max_position_embeddings"]),
+            )
         return cls(
             vocab_size=raw["vocab_size"],
             hidden_size=raw["hidden_size"],
@@ -106,4 +121,5 @@ class ModelConfig:
             max_position_embeddings=raw.get("max_position_embeddings", 2048),
             tie_word_embeddings=raw.get("tie_word_embeddings", False),
             attention_bias=raw.get("attention_bias", False),
+            rope_llama3=llama3,
         )

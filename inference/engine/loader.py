@@ -43,6 +43,8 @@ def load_model(config: EngineConfig) -> LoadedModel:
         _load_safetensors(model, path)
         tokenizer = HFTokenizer(path)
         max_len = cfg.max_position_embeddings
+    if config.max_model_len is not None:
+        max_len = min(max_len, config.max_model_len)
     model = model.to(device=device, dtype=dtype).eval()
     model.requires_grad_(False)
     model.setup_rotary(max_len, dtype, device)

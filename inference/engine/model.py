@@ -60,9 +60,26 @@ def rotary_tables(cfg: ModelConfig, max_len: int, dtype: torch.dtype) -> tuple[T
     compute = torch.promote_types(dtype, torch.float32)
     exponents = torch.arange(0, cfg.head_dim, 2, dtype=compute) / cfg.head_dim
     inv_freq = 1.0 / (cfg.rope_theta**exponents)
+    if cfg.rope_llama3 is not None:
+        inv_freq = llama3_inv_freq(inv_freq, *cfg.rope_llama3)
     freqs = torch.outer(torch.arange(max_len, dtype=compute), inv_freq)
     emb = torch.cat((freqs, freqs), dim=-1)
     return emb.cos().to(dtype), emb.sin().to(dtype)
+
+
+def llama3_inv_freq(
+    inv_freq: Tensor, factor: float, low_freq_factor: float, high_freq_factor: float, old_len: int
+) -> Tensor:
+    """Llama 3.1's context extension: long wavelengths slowed by `factor`, short ones kept,
+    the band between interpolated (HF `_compute_llama3_parameters`)."""
+    wavelen = 2 * math.pi / inv_freq
+    low_freq_wavelen = old_len / low_freq_factor
+    high_freq_wavelen = old_len / high_freq_factor
+    scaled = torch.where(wavelen > low_freq_wavelen, inv_freq / factor, inv_freq)
+    smooth = (old_len / wavelen - low_freq_factor) / (high_freq_factor - low_freq_factor)
+    smoothed = (1 - smooth) * scaled / factor + smooth * scaled
+    medium = (wavelen >= high_freq_wavelen) & (wavelen <= low_freq_wavelen)
+    return torch.where(medium, smoothed, scaled)
 
 
 def rotate_half(x: Tensor) -> Tensor:

@@ -134,3 +134,41 @@ async def test_missing_tensor_is_a_clear_error(tmp_path: Path) -> None:
     save_file(weights, str(model_dir / "model.safetensors"))
     with pytest.raises(ValueError, match="missing \\['model.layers.1.mlp.up_proj.weight'\\]"):
         build_engine(EngineConfig(model_path=str(model_dir)))
+
+
+def test_llama3_rope_scaling(tmp_path: Path) -> None:
+    """Llama 3.1-style checkpoints load; long wavelengths are slowed, short ones untouched."""
+    from inference.engine import EngineConfig, build_engine
+    from inference.engine.model import llama3_inv_freq
+
+    model_dir = tmp_path / "llama31"
+    _write_checkpoint(model_dir, tied=False, sharded=False)
+    raw = json.loads((model_dir / "config.json").read_text())
+    raw["rope_scaling"] = {
+        "rope_type": "llama3",
+        "factor": 8.0,
+        "low_freq_factor": 1.0,
+        "high_freq_factor": 4.0,
+        "original_max_position_embeddings": 64,
+    }
+    (model_dir / "config.json").write_text(json.dumps(raw))
+    engine = build_engine(EngineConfig(model_path=str(model_dir), max_model_len=128))
+    assert engine.max_model_len == 128
+    model = engine._runner.model
+    assert model.config.rope_llama3 == (8.0, 1.0, 4.0, 64)
+    assert model.rope_cos.shape == (128, 16)
+
+    inv = 1.0 / 500000.0 ** (torch.arange(0, 16, 2, dtype=torch.float64) / 16)
+    scaled = llama3_inv_freq(inv, 8.0, 1.0, 4.0, 64)
+    wavelen = 2 * math.pi / inv
+    short, long_ = wavelen < 64 / 4, wavelen > 64
+    assert short.any() and long_.any()
+    assert torch.equal(scaled[short], inv[short])
+    assert torch.allclose(scaled[long_], inv[long_] / 8)
+    medium = ~short & ~long_
+    assert torch.all((scaled[medium] < inv[medium]) & (scaled[medium] > inv[medium] / 8))
+
+    raw["rope_scaling"] = {"rope_type": "yarn", "factor": 4.0}
+    (model_dir / "config.json").write_text(json.dumps(raw))
+    with pytest.raises(ValueError, match="not supported"):
+        build_engine(EngineConfig(model_path=str(model_dir)))

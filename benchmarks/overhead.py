@@ -6,13 +6,14 @@ Both services run as real `inferwatch serve` subprocesses on loopback; rounds al
 drift on a shared machine hits both, and medians are compared. The last line printed is
 `telemetry_overhead=<fraction of throughput lost>` (negative: noise in telemetry's favour).
 
-    python -m benchmarks.overhead [--rounds 7] [--concurrency 48] [--max-tokens 64]
+    python -m benchmarks.overhead [--rounds 9] [--concurrency 48] [--max-tokens 64]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import socket
 import statistics
@@ -116,9 +117,20 @@ async def _one(client: httpx.AsyncClient, i: int, max_tokens: int) -> int:
     async with client.stream("POST", "/v1/completions", json={**body, "stream": True}) as r:
         r.raise_for_status()
         async for line in r.aiter_lines():
-            if line.startswith("data: {") and '"usage":{' in line:
-                tokens = int(line.split('"completion_tokens":')[1].split(",")[0])
-    return tokens
+            if line.startswith("data: {"):
+                usage = json.loads(line.removeprefix("data: ")).get("usage")
+                tokens = usage["completion_tokens"] if usage else tokens
+    return int(tokens)
+
+
+def server_cpu_seconds(base: str) -> float:
+    """The server process's CPU time (its process collector), steadier than wall time when
+    other work shares the machine."""
+    text = httpx.get(base + "/metrics", timeout=30).text
+    for line in text.splitlines():
+        if line.startswith("process_cpu_seconds_total "):
+            return float(line.split()[1])
+    raise RuntimeError("no process_cpu_seconds_total in /metrics")
 
 
 async def load_round(base: str, concurrency: int, max_tokens: int) -> float:
@@ -135,7 +147,7 @@ async def load_round(base: str, concurrency: int, max_tokens: int) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=7, help="timed rounds per variant")
+    parser.add_argument("--rounds", type=int, default=9, help="timed rounds per variant")
     parser.add_argument("--concurrency", type=int, default=48)
     parser.add_argument("--max-tokens", type=int, default=64)
     parser.add_argument("--device", default="cpu")
@@ -155,11 +167,15 @@ def main(argv: list[str] | None = None) -> int:
             for url in variants.values():  # warm-up: first-touch allocations, JIT-free but cold
                 asyncio.run(load_round(url, args.concurrency, args.max_tokens))
             results: dict[str, list[float]] = {"on": [], "off": []}
+            cpu: dict[str, list[float]] = {"on": [], "off": []}
             for round_ in range(args.rounds):
                 order = ("on", "off") if round_ % 2 == 0 else ("off", "on")
                 for name in order:
-                    tps = asyncio.run(load_round(variants[name], args.concurrency, args.max_tokens))
+                    url = variants[name]
+                    cpu_before = server_cpu_seconds(url)
+                    tps = asyncio.run(load_round(url, args.concurrency, args.max_tokens))
                     results[name].append(tps)
+                    cpu[name].append(server_cpu_seconds(url) - cpu_before)
             with httpx.Client(base_url=on_url) as c:
                 scrape = c.get("/metrics", headers={"Accept": "application/openmetrics-text"})
             exemplars = scrape.text.count("# {trace_id=")
@@ -172,6 +188,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"telemetry off: {off:8.1f} tokens/s  rounds {[round(x, 1) for x in results['off']]}")
     print(f"OTLP exports received: {_Sink.exports} ({_Sink.bytes_received} bytes); "
           f"exemplars in one scrape: {exemplars}")  # fmt: skip
+    tokens_per_round = args.concurrency * args.max_tokens / 1000
+    cpu_on = statistics.median(cpu["on"]) / tokens_per_round
+    cpu_off = statistics.median(cpu["off"]) / tokens_per_round
+    print(f"server CPU per 1k tokens (median): on {cpu_on:.3f} s, off {cpu_off:.3f} s "
+          f"(ratio {cpu_on / cpu_off:.3f})")  # fmt: skip
     print(f"telemetry_overhead={1.0 - on / off:.4f}")
     return 0
 

@@ -1,0 +1,1 @@
+"""The OpenAI-compatible HTTP layer; `inference.api.app.create_app` builds it."""

@@ -88,6 +88,9 @@ class Evaluator:
     def step(self, now: float | None = None) -> list[AlertState]:
         """Sample the source; evaluate if due. Returns the active alerts of the last evaluation."""
         t_ms = round((self._clock() if now is None else now) * 1000)
+        last = self._buffer.last_ms
+        if last is not None and t_ms <= last:  # the clock did not move: nothing new to see
+            return list(self._states)
         self._buffer.append(t_ms, read_source(self._source, self._names))
         due = self._last_eval_ms is None or t_ms - self._last_eval_ms >= 0.9 * self._interval_ms
         if due:

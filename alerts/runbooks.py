@@ -26,10 +26,12 @@ the interpolated quantile is `2b (1 + (f - (1 - q)) / f)`, so it crosses {factor
 With {interval} scrapes and evaluations the first evaluation after the step already holds 30 s of
 new requests (10% of the window), so both cross there, and the alert fires 2 evaluations later:
 **{delay} after the step** when the step lands on a scrape (up to one more interval, {interval},
-when it falls between evaluations). `alerts/tests/baseline_ttft.test.yml` (case `step_2x`) shows
-it: absent at step + {pending_at}, firing at step + {delay}. A step in a ratio (errors) moves the
-SLI linearly, `1 + (k - 1) f` for a k-fold step, so a 2x error step must fill more than half the
-window (f > 0.5: the first evaluation past 2.5 min) and fires about {error_delay} after it.
+when it falls between evaluations). The first test of `alerts/tests/baseline_ttft.test.yml` (a 2x
+step at 1h30m) shows it: absent at step + {pending_at}, firing at step + {delay}.
+
+A step in a ratio (errors) moves the SLI linearly, `1 + (k - 1) f` for a k-fold step, so a 2x
+error step must fill more than half the window (f > 0.5: the first evaluation past 2.5 min) and
+fires about {error_delay} after it.
 The in-process evaluator runs the same rule every {ip_interval} over {ip_window} windows, so it
 reacts within seconds.
 """

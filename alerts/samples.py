@@ -44,6 +44,10 @@ class SampleBuffer:
     def __len__(self) -> int:
         return len(self._snapshots)
 
+    @property
+    def last_ms(self) -> int | None:
+        return self._snapshots[-1][0] if self._snapshots else None
+
     def append(self, t_ms: int, snapshot: Snapshot) -> None:
         if self._snapshots and t_ms <= self._snapshots[-1][0]:
             raise ValueError(f"snapshot at {t_ms} ms is not after {self._snapshots[-1][0]} ms")

@@ -94,7 +94,7 @@ def test_evaluator_agrees_with_promtool(signal: BaselineSignal, tmp_path: Path) 
     assert yaml.safe_load(path.read_text())["tests"][1]["alert_rule_test"]  # not vacuous
 
 
-def test_steady_series_never_breach_through_a_real_histogram() -> None:
+def test_in_process_timing_on_a_real_histogram_step() -> None:
     """The in-process timing over live prometheus_client metrics: a 3x TTFT step fires at the
     3rd one-second evaluation above 1.5x; the steady hour before it never does."""
     from prometheus_client import Counter, Histogram

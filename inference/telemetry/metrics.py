@@ -13,6 +13,7 @@ from itertools import pairwise
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from inference.backend import Priority, RequestTimes, StepStats
+from inference.telemetry.batch_histogram import BatchHistogram
 from inference.telemetry.metric_names import (
     DEGRADATION_DIRECTIONS,
     DEGRADATION_TRIGGERS,
@@ -63,7 +64,7 @@ class ServiceMetrics:
             "inferwatch_time_to_first_token_seconds", "Arrival to first token.", mp,
             buckets=LATENCY_BUCKETS, registry=registry,
         )  # fmt: skip
-        self.itl = Histogram(
+        self.itl = BatchHistogram(
             "inferwatch_inter_token_latency_seconds", "Gap between consecutive tokens.", mp,
             buckets=LATENCY_BUCKETS, registry=registry,
         )  # fmt: skip
@@ -123,8 +124,9 @@ class ServiceMetrics:
                 self.requests.labels(m, p, outcome)
             for reason in REJECTION_REASONS:
                 self.rejections.labels(m, p, reason)
-            for family in (self.ttft, self.itl, self.duration, self.queue_wait):
+            for family in (self.ttft, self.duration, self.queue_wait):
                 family.labels(m, p)
+            self.itl.labels(m, p)
             self.prompt_tokens.labels(m, p)
             self.generation_tokens.labels(m, p)
         for phase in STEP_PHASES:
@@ -161,23 +163,11 @@ class ServiceMetrics:
             )
         if times.first_token is not None:
             self.ttft.labels(m, priority).observe(times.first_token - times.arrival, exemplar)
-        self._observe_gaps(self.itl.labels(m, priority), times.token_times, exemplar)
+        gaps = [later - earlier for earlier, later in pairwise(times.token_times)]
+        self.itl.observe_many((m, priority), gaps, exemplar)
         end = times.finished if times.finished is not None else _last(times.token_times)
         if end is not None and outcome == "completed":
             self.duration.labels(m, priority).observe(end - times.arrival, exemplar)
-
-    @staticmethod
-    def _observe_gaps(
-        child: Histogram, token_times: Sequence[float], exemplar: dict[str, str] | None
-    ) -> None:
-        """One observation per gap; only the longest carries the exemplar. That is the one
-        a slow bucket needs a trace for, and validating an exemplar per token is not free."""
-        gaps = [later - earlier for earlier, later in pairwise(token_times)]
-        if not gaps:
-            return
-        slowest = max(range(len(gaps)), key=gaps.__getitem__)
-        for index, gap in enumerate(gaps):
-            child.observe(gap, exemplar if index == slowest else None)
 
     def observe_step(self, step: StepStats) -> None:
         """Step listener: runs on the engine thread; prometheus-client children are thread-safe."""

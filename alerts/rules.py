@@ -125,7 +125,7 @@ def slo_record(slo: SLO, window_s: float) -> str:
     return f"model:{slo.record_metric}:{slo.record_op}_rate{duration(window_s)}"
 
 
-def _burn_alert(spec: Spec, slo: SLO, burn: BurnWindow, scale: float) -> Rule:
+def _burn_alert(slo: SLO, burn: BurnWindow, scale: float) -> Rule:
     threshold = f"{number(burn.burn)} * {number(slo.budget)}"
     long_s, short_s = burn.long_s * scale, burn.short_s * scale
     long_w, short_w = duration(long_s), duration(short_s)
@@ -160,7 +160,7 @@ def slos_group(spec: Spec, timing: Timing) -> dict[str, Any]:
             bad, total = slo.bad.replace("{window}", w), slo.total.replace("{window}", w)
             rules.append({"record": slo_record(slo, window_s), "expr": f"({bad}) / ({total})"})
     for slo in spec.slos:
-        rules += [_burn_alert(spec, slo, burn, scale) for burn in spec.burn_windows]
+        rules += [_burn_alert(slo, burn, scale) for burn in spec.burn_windows]
     return {"name": "inferwatch-slos", "interval": duration(timing.interval), "rules": rules}
 
 

@@ -24,10 +24,15 @@ SLO_DASHBOARD = "Inferwatch / SLOs (burn rates and remaining error budget)"
 
 _CONTROLLER = (
     "Alertmanager sends the alert to the service webhook (route `action=~\".+\"`), and the "
-    "service's own evaluator has usually acted already: it evaluates the same rule every second "
-    "over 30 s windows. The degradation controller steps up one level (shed `batch`, cap "
-    "`max_tokens`, shed `standard`, tighten concurrency) with a dwell time, and steps down after "
-    "a longer cooldown once the alert resolves."
+    "service's in-process evaluator (alerts/evaluator.py) runs the same rule every second over "
+    "30 s windows, so the degradation controller usually hears of the breach before Prometheus "
+    "does. It steps up one level (shed `batch`, cap `max_tokens`, shed `standard`, tighten "
+    "concurrency) with a dwell time, and steps down after a longer cooldown once it clears."
+)
+_WEBHOOK_ONLY = (
+    "Alertmanager sends the alert to the service webhook (route `action=~\".+\"`); the "
+    "degradation controller steps up one level with a dwell time and steps down after a longer "
+    "cooldown once the alert resolves. The in-process evaluator does not run static guards."
 )
 
 
@@ -94,7 +99,7 @@ RUNBOOKS: dict[str, Runbook] = {
             "Check whether one model or priority dominates.",
         ),
         GPU_DASHBOARD,
-        _CONTROLLER,
+        _WEBHOOK_ONLY,
     ),
     "InferwatchKVCacheSaturated": Runbook(
         "The KV cache is more than 90% full: new sequences will preempt running ones.",
@@ -103,7 +108,7 @@ RUNBOOKS: dict[str, Runbook] = {
             "Check the prefix-cache hit ratio: a drop means more blocks per request.",
         ),
         ENGINE_DASHBOARD,
-        _CONTROLLER,
+        _WEBHOOK_ONLY,
     ),
     "InferwatchQueueDepthHigh": Runbook(
         "More than 100 requests wait, whatever the baseline says.",
@@ -112,7 +117,7 @@ RUNBOOKS: dict[str, Runbook] = {
             "If it persists while shedding, add replicas (KEDA scales on queue depth).",
         ),
         SERVICE_DASHBOARD,
-        _CONTROLLER,
+        _WEBHOOK_ONLY,
     ),
     "InferwatchRequestLatencyHigh": Runbook(
         "p99 end-to-end latency has been above the static 1.5 s guard for 2 minutes.",

@@ -56,6 +56,21 @@ class Timing:
     duration_scale: float = 1.0
 
 
+# Rule groups every 30 s; SLIs over 5 m; baseline = median of the hour before the last 15 min,
+# defined once 30 min of it exist (60 samples).
+PROMETHEUS_TIMING = Timing(
+    "prometheus", interval=30, rate_window=300, baseline_window=3600, baseline_offset=900,
+    min_baseline_samples=60,
+)  # fmt: skip
+# The service's own loop: every 1 s over 30 s windows (30 samples per window, as 10 scrapes per
+# 5 m window are for Prometheus); baseline = median of the 10 min before the last minute, defined
+# once 5 min of it exist. Same breach factor, same 3 consecutive evaluations (for 2 s).
+IN_PROCESS_TIMING = Timing(
+    "in_process", interval=1, rate_window=30, baseline_window=600, baseline_offset=60,
+    min_baseline_samples=300,
+)  # fmt: skip
+
+
 @dataclass(frozen=True)
 class BaselineSignal:
     """An SLI that alerts when it exceeds `breach_factor` x its own lagged median."""
@@ -116,10 +131,8 @@ class Spec:
     breach_factor: float = 1.5
     consecutive: int = 3
     baseline_quantile: float = 0.5
-    prometheus: Timing = field(
-        default_factory=lambda: Timing("prometheus", 30, 300, 3600, 900, 60)
-    )
-    in_process: Timing = field(default_factory=lambda: Timing("in_process", 1, 30, 600, 60, 300))
+    prometheus: Timing = field(default_factory=lambda: PROMETHEUS_TIMING)
+    in_process: Timing = field(default_factory=lambda: IN_PROCESS_TIMING)
 
     def for_s(self, timing: Timing) -> float:
         """`for:` that makes an alert fire at the `consecutive`-th true evaluation."""

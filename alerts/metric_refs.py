@@ -47,6 +47,12 @@ def expr_metrics(expr: str) -> set[str]:
     return names
 
 
+def recording_refs(expr: str) -> set[str]:
+    """Recording rules (level:metric:operation) an expression reads."""
+    text = _FUNCTION.sub(" ", _RANGE.sub(" ", _MATCHERS.sub(" ", _STRING.sub(" ", expr))))
+    return {name for name in _IDENT.findall(text) if name.count(":") == 2}
+
+
 def family(name: str) -> str:
     """Map a histogram's _bucket/_sum/_count series to the family METRICS.md lists."""
     for suffix in HISTOGRAM_SUFFIXES:

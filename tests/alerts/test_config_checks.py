@@ -10,7 +10,7 @@ import yaml
 
 from alerts.alertmanager import render_alertmanager
 from alerts.generate import render
-from alerts.metric_refs import expr_metrics, metrics_md_names, referenced_metrics
+from alerts.metric_refs import expr_metrics, metrics_md_names, recording_refs, referenced_metrics
 from alerts.spec import SPEC
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -127,3 +127,16 @@ def test_metric_scanner_sees_through_promql_syntax() -> None:
         "/ on(model) group_left() bar:baz:rate5m > 0.5 and absent(up) or vector(1)"
     )
     assert expr_metrics(expr) == {"foo_bucket"}
+    assert recording_refs(expr) == {"bar:baz:rate5m"}
+
+
+def test_every_recording_rule_read_is_defined_before_it_is_read() -> None:
+    """Within a group rules run in order; a rule reading a later one sees the previous cycle."""
+    for rule_file in RULE_FILES:
+        defined: set[str] = set()
+        for group in yaml.safe_load(rule_file.read_text())["groups"]:
+            for rule in group["rules"]:
+                missing = recording_refs(rule["expr"]) - defined
+                assert not missing, (rule_file.name, rule.get("record") or rule["alert"], missing)
+                if "record" in rule:
+                    defined.add(rule["record"])

@@ -139,9 +139,7 @@ class Evaluator:
     ) -> dict[GroupKey, float]:
         """Record this evaluation's SLI, then the lagged median of each series' history."""
         for key, value in sli.items():
-            history = self._history.setdefault(
-                (signal.alert, key), deque(maxlen=self._history_len)
-            )
+            history = self._history.setdefault((signal.alert, key), deque(maxlen=self._history_len))
             history.append((t_ms, value))
         end = t_ms - self._offset_ms
         start = end - self._baseline_ms

@@ -23,18 +23,17 @@ GPU_DASHBOARD = "Inferwatch / GPU and host"
 SLO_DASHBOARD = "Inferwatch / SLOs (burn rates and remaining error budget)"
 
 _CONTROLLER = (
-    "Alertmanager sends the alert to the service webhook (route `action=~\".+\"`), and the "
+    'Alertmanager sends the alert to the service webhook (route `action=~".+"`), and the '
     "service's in-process evaluator (alerts/evaluator.py) runs the same rule every second over "
     "30 s windows, so the degradation controller usually hears of the breach before Prometheus "
     "does. It steps up one level (shed `batch`, cap `max_tokens`, shed `standard`, tighten "
     "concurrency) with a dwell time, and steps down after a longer cooldown once it clears."
 )
 _WEBHOOK_ONLY = (
-    "Alertmanager sends the alert to the service webhook (route `action=~\".+\"`); the "
+    'Alertmanager sends the alert to the service webhook (route `action=~".+"`); the '
     "degradation controller steps up one level with a dwell time and steps down after a longer "
     "cooldown once the alert resolves. The in-process evaluator does not run static guards."
 )
-
 
 
 RUNBOOKS: dict[str, Runbook] = {
@@ -205,4 +204,3 @@ RUNBOOKS: dict[str, Runbook] = {
         "None.",
     ),
 }
-

@@ -125,8 +125,9 @@ class CounterRatio:
         rates = _rates(buffer, self.metric, t_ms, window_ms)
         bad = {lbl: v for lbl, v in rates.items() if dict(lbl).get(self.label) == self.value}
         # `or 0 * rate(...)`: the good series follow the bad ones, each adding a zero.
-        numerator = _sum_by({**bad, **{lbl: 0 * v for lbl, v in rates.items()
-                                      if lbl not in bad}}, self.by)
+        numerator = _sum_by(
+            {**bad, **{lbl: 0 * v for lbl, v in rates.items() if lbl not in bad}}, self.by
+        )
         denominator = _sum_by(rates, self.by)
         return {key: _divide(numerator[key], denominator[key]) for key in denominator}
 

@@ -209,8 +209,8 @@ SLOS = (
         # Server-caused refusals hurt users as much as failures; per-key rate limits and
         # oversized prompts are the client's doing and do not burn the budget.
         bad=(
-            f"sum by ({_SLO_BY}) (rate({REQUESTS}{{outcome=\"failed\"}}[{{window}}])"
-            f" or rate({REJECTIONS}{{reason=~\"queue_full|shed|circuit_open\"}}[{{window}}]))"
+            f'sum by ({_SLO_BY}) (rate({REQUESTS}{{outcome="failed"}}[{{window}}])'
+            f' or rate({REJECTIONS}{{reason=~"queue_full|shed|circuit_open"}}[{{window}}]))'
         ),
         total=f"sum by ({_SLO_BY}) (rate({REQUESTS}[{{window}}]))",
         what="requests failed or refused by the service",
@@ -224,7 +224,7 @@ SLOS = (
         # le is matched by regex: Prometheus 3 writes le="1.0" where 2.x wrote le="1".
         bad=(
             f"sum by ({_SLO_BY}) (rate({TTFT}_count[{{window}}]))"
-            f" - sum by ({_SLO_BY}) (rate({TTFT}_bucket{{le=~\"1(\\\\.0)?\"}}[{{window}}]))"
+            f' - sum by ({_SLO_BY}) (rate({TTFT}_bucket{{le=~"1(\\\\.0)?"}}[{{window}}]))'
         ),
         total=f"sum by ({_SLO_BY}) (rate({TTFT}_count[{{window}}]))",
         what="requests whose first token took longer than 1 s",
@@ -311,8 +311,7 @@ GUARDS = (
         for_s=600,
         severity=Severity.WARNING,
         summary="Host memory more than 80% used for 10 minutes.",
-        description="{{ $labels.instance }} has used more than 80% of its memory for "
-        "10 minutes.",
+        description="{{ $labels.instance }} has used more than 80% of its memory for 10 minutes.",
         labels=(("resource", "host_memory"),),
     ),
     Alert(

@@ -88,8 +88,10 @@ def baseline_tests(spec: Spec, signal: BaselineSignal) -> str:
                     expr_test(
                         t + 3 * i,
                         _alerts_seen(name, 3 * i),
-                        [({**state, "alertstate": "firing"}, 1),
-                         ({**state, "alertstate": "pending"}, 2)],
+                        [
+                            ({**state, "alertstate": "firing"}, 1),
+                            ({**state, "alertstate": "pending"}, 2),
+                        ],
                     ),  # fmt: skip
                 ],
             ),
@@ -234,8 +236,11 @@ def guard_tests(spec: Spec) -> str:
             "interval": "30s",
             "input_series": [],
             "alert_rule_test": [
-                alert_test(0, "InferwatchWatchdog",
-                           [expected_alert(_rule(rules, "InferwatchWatchdog"), {})]),
+                alert_test(
+                    0,
+                    "InferwatchWatchdog",
+                    [expected_alert(_rule(rules, "InferwatchWatchdog"), {})],
+                ),
             ],  # fmt: skip
         },
         {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -97,7 +98,7 @@ def test_runner_survives_a_failing_step_and_stops() -> None:
     assert not runner.running
     assert source.calls >= 3
     calls = source.calls
-    stepped.wait(0.05)
+    time.sleep(0.05)
     assert source.calls == calls  # stopped means stopped
 
 

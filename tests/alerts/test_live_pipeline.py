@@ -192,9 +192,7 @@ def test_prometheus_loads_and_evaluates_the_committed_rules(stack: dict[str, Any
     def evaluated_groups() -> list[dict[str, Any]] | None:
         groups = client.get(f"{stack['prom']}/api/v1/rules").json()["data"]["groups"]
         mine = [g for g in groups if g["file"] in committed]
-        done = all(
-            not r["lastEvaluation"].startswith("0001") for g in mine for r in g["rules"]
-        )
+        done = all(not r["lastEvaluation"].startswith("0001") for g in mine for r in g["rules"])
         return mine if len(mine) == len(committed) and done else None
 
     groups = _wait_for("every committed rule evaluated once", evaluated_groups, 45)
@@ -212,7 +210,9 @@ def test_prometheus_loads_and_evaluates_the_committed_rules(stack: dict[str, Any
     )
     labels = traffic[0]["metric"]
     assert (labels["__name__"], labels["job"], labels["model"]) == (
-        "model:inferwatch_requests:rate10s", SERVICE_JOB, "m1"
+        "model:inferwatch_requests:rate10s",
+        SERVICE_JOB,
+        "m1",
     )
 
 

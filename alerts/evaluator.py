@@ -85,6 +85,11 @@ class Evaluator:
         self._last_eval_ms: int | None = None
         self._states: list[AlertState] = []
 
+    @property
+    def footprint(self) -> tuple[int, int]:
+        """(snapshots buffered, SLI samples kept across all series): both stay bounded."""
+        return len(self._buffer), sum(len(h) for h in self._history.values())
+
     def step(self, now: float | None = None) -> list[AlertState]:
         """Sample the source; evaluate if due. Returns the active alerts of the last evaluation."""
         t_ms = round((self._clock() if now is None else now) * 1000)

@@ -19,6 +19,8 @@ PER_MODEL = ("instance", "job", "model")
 # SLOs are about users, across replicas.
 PER_SERVICE_MODEL = ("job", "model")
 SERVICE_JOB = "inferwatch"
+# Below this a model is idle: its SLIs are undefined, so nothing alerts on 2 requests at night.
+MIN_TRAFFIC_RPS = 0.1
 RUNBOOK_URL = "https://github.com/inferwatch/inferwatch/blob/main/alerts/runbooks.md#{anchor}"
 
 
@@ -127,7 +129,7 @@ class Spec:
     guards: tuple[Alert, ...]
     runbooks: dict[str, Runbook]
     traffic: SLI
-    min_traffic_rps: float = 0.1
+    min_traffic_rps: float = MIN_TRAFFIC_RPS
     breach_factor: float = 1.5
     consecutive: int = 3
     baseline_quantile: float = 0.5
@@ -280,7 +282,8 @@ GUARDS = (
     ),
     Alert(
         name="InferwatchErrorRatioHigh",
-        expr=f"{_ERROR_RATIO.promql('5m')} > 0.05 and on({_BY}) {_TRAFFIC.promql('5m')} >= 0.1",
+        expr=f"{_ERROR_RATIO.promql('5m')} > 0.05 "
+        f"and on({_BY}) {_TRAFFIC.promql('5m')} >= {MIN_TRAFFIC_RPS}",
         for_s=60,
         severity=Severity.CRITICAL,
         summary="More than 5% of requests fail.",

@@ -25,14 +25,13 @@ def test_memory_stays_bounded_over_a_long_run() -> None:
     registry, depth = _queue_registry()
     evaluator = Evaluator(SPEC, registry)
     timing = SPEC.in_process
+    history_cap = (timing.baseline_window + timing.baseline_offset) / timing.interval + 2
     for t in range(3 * int(timing.baseline_window + timing.baseline_offset)):
         depth.labels("m1", "batch").set(t % 7)
         evaluator.step(float(t))
-    assert len(evaluator._buffer) <= timing.rate_window / timing.interval + 2
-    assert all(
-        len(h) <= (timing.baseline_window + timing.baseline_offset) / timing.interval + 2
-        for h in evaluator._history.values()
-    )
+        snapshots, sli_samples = evaluator.footprint
+        assert snapshots <= timing.rate_window / timing.interval + 2
+        assert sli_samples <= history_cap
 
 
 def test_buffer_refuses_time_going_backwards() -> None:
@@ -53,8 +52,11 @@ def test_cold_start_fires_on_the_third_evaluation_without_prometheus() -> None:
     evaluator = Evaluator(SPEC, registry, clock=lambda: now[0])
     states: list[list[AlertState]] = []
     for _ in range(4):
-        depth.labels("m1", "standard").set(80)
+        depth.labels("m1", "standard").set(60)
+        depth.labels("m1", "batch").set(20)  # priorities add up: 80 > 50
+        depth.labels("m2", "standard").set(40)  # another model stays below the threshold
         requests.labels("m1", "standard", "completed").inc(10)
+        requests.labels("m2", "standard", "completed").inc(10)
         states.append(evaluator.step())  # the clock, not an argument, says when
         now[0] += 1.0
     # Rates need two samples: pending from the 2nd step, firing at the 4th (3rd true one).
@@ -106,4 +108,4 @@ def test_a_clock_that_did_not_move_samples_nothing() -> None:
     registry, depth = _queue_registry()
     evaluator = Evaluator(SPEC, registry, clock=lambda: 5.0)
     evaluator.step()
-    assert evaluator.step() == [] and len(evaluator._buffer) == 1
+    assert evaluator.step() == [] and evaluator.footprint[0] == 1

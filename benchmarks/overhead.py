@@ -6,7 +6,7 @@ Both services run as real `inferwatch serve` subprocesses on loopback; rounds al
 drift on a shared machine hits both, and medians are compared. The last line printed is
 `telemetry_overhead=<fraction of throughput lost>` (negative: noise in telemetry's favour).
 
-    python -m benchmarks.overhead [--rounds 9] [--concurrency 48] [--max-tokens 64]
+    python -m benchmarks.overhead [--rounds 15] [--concurrency 48] [--max-tokens 64]
 """
 
 from __future__ import annotations
@@ -147,7 +147,7 @@ async def load_round(base: str, concurrency: int, max_tokens: int) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=9, help="timed rounds per variant")
+    parser.add_argument("--rounds", type=int, default=15, help="timed rounds per variant")
     parser.add_argument("--concurrency", type=int, default=48)
     parser.add_argument("--max-tokens", type=int, default=64)
     parser.add_argument("--device", default="cpu")

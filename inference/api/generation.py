@@ -54,6 +54,8 @@ class Call:
 
 
 class GenerationService:
+    """Turns validated API calls into backend requests and HTTP responses (one per app)."""
+
     def __init__(self, backend: Backend, recorder: RequestRecorder) -> None:
         self.backend = backend
         self.recorder = recorder

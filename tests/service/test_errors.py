@@ -47,7 +47,24 @@ BAD_REQUESTS = [
     ("/v1/chat/completions", {"messages": [{"role": "user", "content": ""}]}, {}, 400, None),
     ("/v1/chat/completions", {"messages": [{"role": "user", "content": "x"}], "n": 2}, {}, 400,
      "n"),
+    # Parameters that would change the response's meaning: refused, never silently ignored.
+    ("/v1/completions", {"prompt": "x", "logprobs": 5}, {}, 400, "logprobs"),
+    ("/v1/completions", {"prompt": "x", "echo": True}, {}, 400, "echo"),
+    ("/v1/completions", {"prompt": "x", "best_of": 3}, {}, 400, "best_of"),
+    ("/v1/completions", {"prompt": "x", "presence_penalty": 0.5}, {}, 400, "presence_penalty"),
+    ("/v1/chat/completions", {"messages": [{"role": "user", "content": "x"}], "logprobs": True},
+     {}, 400, "logprobs"),
+    ("/v1/chat/completions", {"messages": [{"role": "user", "content": "x"}],
+     "tools": [{"type": "function", "function": {"name": "f"}}]}, {}, 400, "tools"),
+    ("/v1/chat/completions", {"messages": [{"role": "user", "content": "x"}],
+     "response_format": {"type": "json_object"}}, {}, 400, "response_format"),
 ]  # fmt: skip
+
+# Defaults some clients send explicitly: accepted.
+ACCEPTED_DEFAULTS = [
+    {"logprobs": None, "echo": False, "best_of": 1, "presence_penalty": 0, "logit_bias": {}},
+    {"tool_choice": "none", "response_format": {"type": "text"}, "frequency_penalty": 0.0},
+]
 
 
 @pytest.mark.parametrize(("path", "body", "headers", "status", "param"), BAD_REQUESTS)
@@ -71,6 +88,17 @@ def test_bad_input_gets_4xx_error_object(
     assert error["message"]
     if param is not None:
         assert error["param"] == param
+
+
+@pytest.mark.parametrize("extra", ACCEPTED_DEFAULTS)
+def test_explicit_defaults_of_unsupported_parameters_are_accepted(
+    service: RunningService, extra: dict[str, object]
+) -> None:
+    body = {"messages": [{"role": "user", "content": "x"}], "max_tokens": 2, **extra}
+    with service.client() as c:
+        r = c.post("/v1/chat/completions", json=body)
+    assert r.status_code == 200, r.text
+    assert r.json()["usage"]["completion_tokens"] == 2
 
 
 def test_prompt_too_long_names_the_limit_and_counts_a_rejection(service: RunningService) -> None:

@@ -12,6 +12,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from fastapi import FastAPI
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+from opentelemetry.metrics import NoOpMeterProvider
 from opentelemetry.sdk.trace import TracerProvider
 from prometheus_client import CollectorRegistry, ProcessCollector
 
@@ -25,7 +26,8 @@ from inference.backend import Backend
 from inference.settings import Settings
 from inference.telemetry.metrics import ServiceMetrics
 from inference.telemetry.recorder import RequestRecorder
-from inference.telemetry.tracing import build_tracer_provider
+from inference.telemetry.server_span import pass_middle_chunks_through
+from inference.telemetry.tracing import build_tracer_provider, prefer_stable_http_semconv
 
 UNTRACED_URLS = "/metrics,/health,/ready"
 
@@ -129,10 +131,14 @@ def create_app(
     app.include_router(ops.router)
     app.add_middleware(RequestIdMiddleware)
     if provider is not None:
+        prefer_stable_http_semconv()
         FastAPIInstrumentor.instrument_app(
             app,
             tracer_provider=provider,
+            # HTTP metrics are ours (Prometheus); the instrumentation's own would be dead weight.
+            meter_provider=NoOpMeterProvider(),
             excluded_urls=UNTRACED_URLS,
             exclude_spans=["receive", "send"],
         )
+        pass_middle_chunks_through(app)
     return app

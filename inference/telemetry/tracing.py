@@ -20,6 +20,15 @@ from opentelemetry.trace import Span, Status, StatusCode
 from inference.backend import RequestTimes, wall_ns
 
 OTLP_ENDPOINT_ENV = "OTEL_EXPORTER_OTLP_ENDPOINT"
+SEMCONV_OPT_IN_ENV = "OTEL_SEMCONV_STABILITY_OPT_IN"
+
+
+def prefer_stable_http_semconv() -> None:
+    """Server spans carry the stable HTTP conventions (`http.request.method`, `url.path`,
+    `http.response.status_code`, ...) rather than the deprecated set, which is twice as many
+    attributes to record and export per request. An operator's own OTEL_SEMCONV_STABILITY_OPT_IN
+    (e.g. `http/dup` for both) wins; the instrumentation reads it once per process."""
+    os.environ.setdefault(SEMCONV_OPT_IN_ENV, "http")
 
 
 def build_tracer_provider(service_version: str) -> TracerProvider:

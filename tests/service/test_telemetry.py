@@ -16,6 +16,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.trace import SpanKind
 from prometheus_client.openmetrics.parser import (
@@ -26,6 +27,7 @@ from inference.api.app import create_app
 from inference.settings import Settings
 from inference.telemetry.logs import REQUEST_LOGGER, JsonFormatter
 from inference.telemetry.metric_names import SERVICE_METRIC_NAMES
+from inference.telemetry.server_span import is_installed
 from tests.service.conftest import (
     MODEL,
     RunningService,
@@ -267,3 +269,30 @@ async def test_spans_are_exported_over_otlp_http_when_an_endpoint_is_set(
         }
     assert {"queue", "prefill", "decode", "POST /v1/completions"} <= names
     assert all(PROMPT.encode() not in body for _, body in _OtlpSink.received)
+
+
+def test_streamed_server_span_skips_middle_chunks_yet_ends_with_status(
+    fresh_service: RunningService,
+) -> None:
+    """The instrumentation's send wrapper sees only the first and last message of a stream
+    (inference/telemetry/server_span.py); the server span must still get the status code and
+    end after the last chunk."""
+    service = fresh_service
+    with service.client() as c:
+        body = {"model": MODEL, "prompt": "count", "max_tokens": 8, "stream": True}
+        with c.stream("POST", "/v1/completions", json=body) as r:
+            assert r.status_code == 200
+            events = [line for line in r.iter_lines() if line.startswith("data: ")]
+    assert events[-1] == "data: [DONE]" and len(events) >= 4
+    layers = [service.app.middleware_stack]
+    while (inner := getattr(layers[-1], "app", None)) is not None and len(layers) < 32:
+        layers.append(inner)
+    otel = [m for m in layers if isinstance(m, OpenTelemetryMiddleware)]
+    assert len(otel) == 1 and is_installed(otel[0])
+    spans = service.spans.get_finished_spans()
+    (server,) = [s for s in spans if s.kind == SpanKind.SERVER]
+    decode = next(s for s in spans if s.name == "decode")
+    assert (server.attributes or {})["http.response.status_code"] == 200
+    assert (server.attributes or {})["url.path"] == "/v1/completions"  # stable HTTP semconv
+    assert decode.end_time <= server.end_time
+    assert server.status.is_ok

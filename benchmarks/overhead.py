@@ -2,11 +2,14 @@
 
 On: metrics with exemplars, tracing sampled at 100% and exported over OTLP/HTTP to a local sink
 run here. Off: `INFERWATCH_TELEMETRY=0` (no metric observation, no tracing, no instrumentation).
-Both services run as real `inferwatch serve` subprocesses on loopback; rounds alternate A/B so
-drift on a shared machine hits both, and medians are compared. The last line printed is
-`telemetry_overhead=<fraction of throughput lost>` (negative: noise in telemetry's favour).
+Both services run as real `inferwatch serve` subprocesses on loopback. Each round runs the same
+closed-loop load (a fixed number of requests, `--concurrency` in flight) against both, back to
+back in alternating order, so drift on a shared machine hits both halves of a pair alike; the
+overhead is one minus the median of the per-round throughput ratios on/off. The last line printed
+is `telemetry_overhead=<fraction of throughput lost>` (negative: noise in telemetry's favour).
 
-    python -m benchmarks.overhead [--rounds 15] [--concurrency 48] [--max-tokens 64]
+    python -m benchmarks.overhead [--rounds 15] [--requests 144] [--concurrency 48]
+                                  [--max-tokens 64]
 """
 
 from __future__ import annotations
@@ -133,22 +136,30 @@ def server_cpu_seconds(base: str) -> float:
     raise RuntimeError("no process_cpu_seconds_total in /metrics")
 
 
-async def load_round(base: str, concurrency: int, max_tokens: int) -> float:
-    """Generated tokens per second for `concurrency` simultaneous requests (half streamed)."""
+async def load_round(base: str, requests: int, concurrency: int, max_tokens: int) -> float:
+    """Generated tokens per second for `requests` requests (half streamed), `concurrency` at a
+    time: a steady closed loop, so the round measures throughput rather than a ramp and a tail."""
     limits = httpx.Limits(max_connections=concurrency)
+    slots = asyncio.Semaphore(concurrency)
+
+    async def limited(client: httpx.AsyncClient, i: int) -> int:
+        async with slots:
+            return await _one(client, i, max_tokens)
+
     async with httpx.AsyncClient(base_url=base, timeout=300, limits=limits) as client:
         start = time.perf_counter()
-        counts = await asyncio.gather(*(_one(client, i, max_tokens) for i in range(concurrency)))
+        counts = await asyncio.gather(*(limited(client, i) for i in range(requests)))
         elapsed = time.perf_counter() - start
-    if sum(counts) != concurrency * max_tokens:
-        raise RuntimeError(f"expected {concurrency * max_tokens} tokens, got {sum(counts)}")
+    if sum(counts) != requests * max_tokens:
+        raise RuntimeError(f"expected {requests * max_tokens} tokens, got {sum(counts)}")
     return sum(counts) / elapsed
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=15, help="timed rounds per variant")
-    parser.add_argument("--concurrency", type=int, default=48)
+    parser.add_argument("--requests", type=int, default=144, help="requests per round")
+    parser.add_argument("--concurrency", type=int, default=48, help="requests in flight")
     parser.add_argument("--max-tokens", type=int, default=64)
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args(argv)
@@ -165,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
         ):
             variants = {"on": on_url, "off": off_url}
             for url in variants.values():  # warm-up: first-touch allocations, JIT-free but cold
-                asyncio.run(load_round(url, args.concurrency, args.max_tokens))
+                asyncio.run(load_round(url, args.concurrency, args.concurrency, args.max_tokens))
             results: dict[str, list[float]] = {"on": [], "off": []}
             cpu: dict[str, list[float]] = {"on": [], "off": []}
             for round_ in range(args.rounds):
@@ -173,27 +184,32 @@ def main(argv: list[str] | None = None) -> int:
                 for name in order:
                     url = variants[name]
                     cpu_before = server_cpu_seconds(url)
-                    tps = asyncio.run(load_round(url, args.concurrency, args.max_tokens))
+                    tps = asyncio.run(
+                        load_round(url, args.requests, args.concurrency, args.max_tokens)
+                    )
                     results[name].append(tps)
                     cpu[name].append(server_cpu_seconds(url) - cpu_before)
             with httpx.Client(base_url=on_url) as c:
                 scrape = c.get("/metrics", headers={"Accept": "application/openmetrics-text"})
             exemplars = scrape.text.count("# {trace_id=")
     on, off = statistics.median(results["on"]), statistics.median(results["off"])
+    ratios = [a / b for a, b in zip(results["on"], results["off"], strict=True)]
     print(
-        f"load: {args.concurrency} concurrent requests (half streamed), "
-        f"{args.max_tokens} tokens each, greedy, {args.rounds} alternating rounds per variant"
+        f"load: {args.requests} requests per round, {args.concurrency} in flight (half streamed), "
+        f"{args.max_tokens} tokens each, greedy, {args.rounds} paired rounds"
     )
     print(f"telemetry on:  {on:8.1f} tokens/s  rounds {[round(x, 1) for x in results['on']]}")
     print(f"telemetry off: {off:8.1f} tokens/s  rounds {[round(x, 1) for x in results['off']]}")
     print(f"OTLP exports received: {_Sink.exports} ({_Sink.bytes_received} bytes); "
           f"exemplars in one scrape: {exemplars}")  # fmt: skip
-    tokens_per_round = args.concurrency * args.max_tokens / 1000
+    tokens_per_round = args.requests * args.max_tokens / 1000
     cpu_on = statistics.median(cpu["on"]) / tokens_per_round
     cpu_off = statistics.median(cpu["off"]) / tokens_per_round
     print(f"server CPU per 1k tokens (median): on {cpu_on:.3f} s, off {cpu_off:.3f} s "
           f"(ratio {cpu_on / cpu_off:.3f})")  # fmt: skip
-    print(f"telemetry_overhead={1.0 - on / off:.4f}")
+    print(f"ratio of medians: {on / off:.4f}; per-round ratios on/off: "
+          f"{[round(r, 3) for r in ratios]}")  # fmt: skip
+    print(f"telemetry_overhead={1.0 - statistics.median(ratios):.4f}")
     return 0
 
 

@@ -8,6 +8,7 @@ combination is created up front so dashboards and `rate()` see a 0 before the fi
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from itertools import pairwise
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -35,6 +36,19 @@ DURATION_BUCKETS: tuple[float, ...] = (
 BATCH_SIZE_BUCKETS: tuple[float, ...] = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 
 PRIORITIES: tuple[str, ...] = tuple(p.value for p in Priority)
+
+
+@dataclass(frozen=True)
+class _PriorityChildren:
+    """One priority's labelled children, looked up once: `labels()` takes a lock and builds a
+    key on every call, and a finished request would otherwise make seven such calls."""
+
+    requests: dict[str, Counter]  # by outcome
+    prompt_tokens: Counter
+    generation_tokens: Counter
+    queue_wait: Histogram
+    ttft: Histogram
+    duration: Histogram
 
 
 class ServiceMetrics:
@@ -119,16 +133,19 @@ class ServiceMetrics:
 
     def _preinitialise(self) -> None:
         m = self.model
+        self._children: dict[str, _PriorityChildren] = {}
         for p in PRIORITIES:
-            for outcome in OUTCOMES:
-                self.requests.labels(m, p, outcome)
             for reason in REJECTION_REASONS:
                 self.rejections.labels(m, p, reason)
-            for family in (self.ttft, self.duration, self.queue_wait):
-                family.labels(m, p)
             self.itl.labels(m, p)
-            self.prompt_tokens.labels(m, p)
-            self.generation_tokens.labels(m, p)
+            self._children[p] = _PriorityChildren(
+                requests={outcome: self.requests.labels(m, p, outcome) for outcome in OUTCOMES},
+                prompt_tokens=self.prompt_tokens.labels(m, p),
+                generation_tokens=self.generation_tokens.labels(m, p),
+                queue_wait=self.queue_wait.labels(m, p),
+                ttft=self.ttft.labels(m, p),
+                duration=self.duration.labels(m, p),
+            )
         for phase in STEP_PHASES:
             self.step_duration.labels(m, phase)
         self.batch_size.labels(m)
@@ -140,7 +157,7 @@ class ServiceMetrics:
 
     def record_rejection(self, priority: str, reason: str) -> None:
         self.rejections.labels(self.model, priority, reason).inc()
-        self.requests.labels(self.model, priority, "rejected").inc()
+        self._children[priority].requests["rejected"].inc()
 
     def record_finished(
         self,
@@ -151,23 +168,21 @@ class ServiceMetrics:
         completion_tokens: int,
         exemplar: dict[str, str] | None,
     ) -> None:
-        m = self.model
-        self.requests.labels(m, priority, outcome).inc()
-        self.prompt_tokens.labels(m, priority).inc(prompt_tokens)
-        self.generation_tokens.labels(m, priority).inc(completion_tokens)
+        children = self._children[priority]
+        children.requests[outcome].inc()
+        children.prompt_tokens.inc(prompt_tokens)
+        children.generation_tokens.inc(completion_tokens)
         if times is None:
             return
         if times.first_scheduled is not None:
-            self.queue_wait.labels(m, priority).observe(
-                times.first_scheduled - times.arrival, exemplar
-            )
+            children.queue_wait.observe(times.first_scheduled - times.arrival, exemplar)
         if times.first_token is not None:
-            self.ttft.labels(m, priority).observe(times.first_token - times.arrival, exemplar)
+            children.ttft.observe(times.first_token - times.arrival, exemplar)
         gaps = [later - earlier for earlier, later in pairwise(times.token_times)]
-        self.itl.observe_many((m, priority), gaps, exemplar)
+        self.itl.observe_many((self.model, priority), gaps, exemplar)
         end = times.finished if times.finished is not None else _last(times.token_times)
         if end is not None and outcome == "completed":
-            self.duration.labels(m, priority).observe(end - times.arrival, exemplar)
+            children.duration.observe(end - times.arrival, exemplar)
 
     def observe_step(self, step: StepStats) -> None:
         """Step listener: runs on the engine thread; prometheus-client children are thread-safe."""

@@ -30,7 +30,7 @@ def pass_middle_chunks_through(app: FastAPI) -> None:
 
     def build_middleware_stack() -> ASGIApp:
         stack = build()
-        for layer in _layers(stack):
+        for layer in middleware_layers(stack):
             if isinstance(layer, OpenTelemetryMiddleware):
                 _install(layer)
         return stack
@@ -42,7 +42,8 @@ def is_installed(middleware: OpenTelemetryMiddleware) -> bool:
     return getattr(middleware, _MARK, False)
 
 
-def _layers(stack: ASGIApp) -> list[Any]:
+def middleware_layers(stack: ASGIApp) -> list[Any]:
+    """The built stack, outermost first, following each layer's `app` (cycle-safe)."""
     layers: list[Any] = []
     layer: Any = stack
     while layer is not None and all(layer is not seen for seen in layers):

@@ -27,7 +27,7 @@ from inference.api.app import create_app
 from inference.settings import Settings
 from inference.telemetry.logs import REQUEST_LOGGER, JsonFormatter
 from inference.telemetry.metric_names import SERVICE_METRIC_NAMES
-from inference.telemetry.server_span import is_installed
+from inference.telemetry.server_span import is_installed, middleware_layers
 from tests.service.conftest import (
     MODEL,
     RunningService,
@@ -282,9 +282,7 @@ def test_streamed_server_span_skips_middle_chunks_yet_ends_with_status(
             assert r.status_code == 200
             events = [line for line in r.iter_lines() if line.startswith("data: ")]
     assert events[-1] == "data: [DONE]" and len(events) >= 4
-    layers = [service.app.middleware_stack]
-    while (inner := getattr(layers[-1], "app", None)) is not None and len(layers) < 32:
-        layers.append(inner)
+    layers = middleware_layers(service.app.middleware_stack)
     otel = [m for m in layers if isinstance(m, OpenTelemetryMiddleware)]
     assert len(otel) == 1 and is_installed(otel[0])
     spans = service.spans.get_finished_spans()

@@ -110,28 +110,36 @@ class StepStats:
 
 
 @dataclass
-class EngineStats:
-    """A live snapshot, read at scrape time. Counters are cumulative since start."""
+class KVCacheStats:
+    """What only a paged-KV engine knows: blocks and the prefix cache (a proxy backend has none
+    and reports `kv=None` rather than invented numbers). Counters are cumulative since start."""
 
-    waiting_by_priority: dict[Priority, int]
-    oldest_wait_seconds_by_priority: dict[Priority, float]
-    running: int
-    kv_blocks_total: int
-    kv_blocks_used: int
-    kv_blocks_free: int
-    kv_blocks_cached: int
+    blocks_total: int
+    blocks_used: int
+    blocks_free: int
+    blocks_cached: int
     prefix_cache_queries_tokens: int
     prefix_cache_hits_tokens: int
     preemptions_by_priority: dict[Priority, int]
     block_size: int
     dtype: str
     device: str
-    steps_total: int = 0
-    engine_alive: bool = True
 
     @property
-    def kv_usage_ratio(self) -> float:
-        return self.kv_blocks_used / self.kv_blocks_total if self.kv_blocks_total else 0.0
+    def usage_ratio(self) -> float:
+        return self.blocks_used / self.blocks_total if self.blocks_total else 0.0
+
+
+@dataclass
+class BackendStats:
+    """A live snapshot any backend can give, read at scrape time: its queues and batch."""
+
+    waiting_by_priority: dict[Priority, int]
+    oldest_wait_seconds_by_priority: dict[Priority, float]
+    running: int
+    steps_total: int = 0
+    engine_alive: bool = True
+    kv: KVCacheStats | None = None
 
 
 class EngineError(Exception):
@@ -142,14 +150,55 @@ class InvalidRequestError(EngineError, ValueError):
     """The request can never be served as sent (HTTP 400); the message says why."""
 
 
-class PromptTooLongError(InvalidRequestError):
-    """Prompt (plus max_tokens) exceeds the context window (HTTP 400, reason prompt_too_long)."""
+class RejectedError(EngineError):
+    """A request refused before any work was done on it; every refusal raises this (or a
+    subclass) and one API handler answers it.
+
+    `reason` is the `inferwatch_request_rejections_total` label (a fixed vocabulary, never
+    client text), `status` the HTTP status, `retry_after` the seconds a client should wait
+    (None: retrying as sent cannot help, so no Retry-After is sent).
+    """
+
+    reason: str = "rejected"
+    status: int = 503
+    code: str | None = None
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        reason: str | None = None,
+        status: int | None = None,
+        retry_after: float | None = None,
+        code: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        if reason is not None:
+            self.reason = reason
+        if status is not None:
+            self.status = status
+        if code is not None:
+            self.code = code
+        self.retry_after = retry_after
 
 
-class QueueFullError(EngineError):
-    """The bounded waiting queue is full (HTTP 503 with Retry-After, reason queue_full)."""
+class PromptTooLongError(RejectedError, InvalidRequestError):
+    """Prompt (plus max_tokens) exceeds the context window: 400, reason prompt_too_long."""
+
+    reason = "prompt_too_long"
+    status = 400
+    code = "context_length_exceeded"
+
+
+class QueueFullError(RejectedError):
+    """The bounded waiting queue is full: 503 with Retry-After, reason queue_full."""
 
     reason = "queue_full"
+    status = 503
+    code = "queue_full"
+
+    def __init__(self, message: str, *, retry_after: float | None = 1.0) -> None:
+        super().__init__(message, retry_after=retry_after)
 
 
 @runtime_checkable
@@ -195,7 +244,7 @@ class Backend(Protocol):
 
     async def cancel(self, request_id: str) -> None: ...
 
-    def stats(self) -> EngineStats: ...
+    def stats(self) -> BackendStats: ...
 
     def add_step_listener(self, listener: Callable[[StepStats], None]) -> None:
         """Called from the engine thread after every step; must be fast and thread-safe."""

@@ -17,7 +17,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from prometheus_client import CollectorRegistry, ProcessCollector
 
 from exporters.collector import CollectorGroup, MetricSource
-from exporters.queue import QueueSource
+from inference.telemetry.engine_state import QueueSource
 from inference.api import ops, routes
 from inference.api.errors import install_error_handlers
 from inference.api.generation import GenerationService

@@ -7,18 +7,14 @@ and turn the status into a typed exception, so every failure path answers in tha
 from __future__ import annotations
 
 import logging
+import math
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 
-from inference.backend import (
-    EngineError,
-    InvalidRequestError,
-    PromptTooLongError,
-    QueueFullError,
-)
+from inference.backend import EngineError, InvalidRequestError, RejectedError
 
 log = logging.getLogger(__name__)
 
@@ -85,18 +81,24 @@ _TYPE_TAGS = {"str", "int", "float", "bool", "list", "dict", "none"}
 
 
 def _invalid(_: Request, exc: Exception) -> JSONResponse:
-    if isinstance(exc, PromptTooLongError):
-        return error_response(400, str(exc), param="prompt", code="context_length_exceeded")
     return error_response(400, str(exc), param=getattr(exc, "param", None))
 
 
-def _queue_full(_: Request, exc: Exception) -> JSONResponse:
+def _rejected(_: Request, exc: Exception) -> JSONResponse:
+    """Every refusal: its status, its reason as the error code, Retry-After when retrying helps."""
+    assert isinstance(exc, RejectedError)
+    headers = None
+    if exc.retry_after is not None:
+        headers = {"Retry-After": str(max(1, math.ceil(exc.retry_after)))}
+    if exc.status < 500:
+        param = "prompt" if exc.reason == "prompt_too_long" else None
+        return error_response(exc.status, str(exc), param=param, code=exc.code, headers=headers)
     return error_response(
-        503,
-        f"the server is busy ({exc or 'queue full'}); retry later",
+        exc.status,
+        f"the server is busy ({exc}); retry later",
         type_="server_busy",
-        code=QueueFullError.reason,
-        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        code=exc.code or exc.reason,
+        headers=headers,
     )
 
 
@@ -136,8 +138,8 @@ def _unexpected(_: Request, exc: Exception) -> JSONResponse:
 
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation)
+    app.add_exception_handler(RejectedError, _rejected)
     app.add_exception_handler(InvalidRequestError, _invalid)
-    app.add_exception_handler(QueueFullError, _queue_full)
     app.add_exception_handler(EngineError, _engine_unavailable)
     app.add_exception_handler(ModelNotFoundError, _model_not_found)
     app.add_exception_handler(GenerationFailedError, _generation_failed)

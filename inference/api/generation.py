@@ -32,8 +32,7 @@ from inference.backend import (
     GenerationRequest,
     InvalidRequestError,
     Priority,
-    PromptTooLongError,
-    QueueFullError,
+    RejectedError,
     RequestOutput,
     SamplingParams,
 )
@@ -110,11 +109,8 @@ class GenerationService:
     def _submit(self, call: Call) -> TrackedStream:
         try:
             stream = self.backend.generate(call.request)
-        except QueueFullError:
-            self.recorder.rejected(call.record, QueueFullError.reason, 503)
-            raise
-        except PromptTooLongError:
-            self.recorder.rejected(call.record, "prompt_too_long", 400)
+        except RejectedError as exc:
+            self.recorder.rejected(call.record, exc.reason, exc.status)
             raise
         return TrackedStream(stream, call.record, self.recorder)
 

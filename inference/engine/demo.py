@@ -77,15 +77,15 @@ async def _main(config: EngineConfig, num_requests: int, max_tokens: int) -> int
     stats = engine.stats()
     await engine.stop()
     generated = sum(o.completion_tokens for o in finals)
-    preempted = ", ".join(f"{p.value}={n}" for p, n in stats.preemptions_by_priority.items())
+    preempted = ", ".join(f"{p.value}={n}" for p, n in stats.kv.preemptions_by_priority.items())
     print(
         f"requests={num_requests} generated_tokens={generated} elapsed_s={elapsed:.2f} "
         f"tokens_per_s={generated / elapsed:.1f}"
     )
     print(f"preemptions: {preempted}")
     print(
-        f"prefix_cache: hit_tokens={stats.prefix_cache_hits_tokens} "
-        f"query_tokens={stats.prefix_cache_queries_tokens} steps={stats.steps_total}"
+        f"prefix_cache: hit_tokens={stats.kv.prefix_cache_hits_tokens} "
+        f"query_tokens={stats.kv.prefix_cache_queries_tokens} steps={stats.steps_total}"
     )
     return 0
 

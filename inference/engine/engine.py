@@ -19,10 +19,11 @@ import torch
 
 from inference.backend import (
     EngineError,
-    EngineStats,
+    BackendStats,
     FinishReason,
     GenerationRequest,
     InvalidRequestError,
+    KVCacheStats,
     Priority,
     PromptTooLongError,
     QueueFullError,
@@ -135,28 +136,32 @@ class AsyncEngine:
             outputs = [self._finish(seq, "cancelled")] if seq is not None else []
         self._deliver(outputs)
 
-    def stats(self) -> EngineStats:
+    def stats(self) -> BackendStats:
         with self._lock:
             now = time.monotonic()
             queues = self._scheduler.waiting
-            return EngineStats(
+            blocks = self._blocks
+            kv = KVCacheStats(
+                blocks_total=blocks.num_blocks,
+                blocks_used=blocks.num_used,
+                blocks_free=blocks.num_free,
+                blocks_cached=blocks.num_cached,
+                prefix_cache_queries_tokens=blocks.query_tokens,
+                prefix_cache_hits_tokens=blocks.hit_tokens,
+                preemptions_by_priority=dict(self._scheduler.preemptions),
+                block_size=self.block_size,
+                dtype=self.dtype,
+                device=self.device,
+            )
+            return BackendStats(
                 waiting_by_priority={p: len(q) for p, q in queues.items()},
                 oldest_wait_seconds_by_priority={
                     p: now - q[0].arrival if q else 0.0 for p, q in queues.items()
                 },
                 running=len(self._scheduler.running),
-                kv_blocks_total=self._blocks.num_blocks,
-                kv_blocks_used=self._blocks.num_used,
-                kv_blocks_free=self._blocks.num_free,
-                kv_blocks_cached=self._blocks.num_cached,
-                prefix_cache_queries_tokens=self._blocks.query_tokens,
-                prefix_cache_hits_tokens=self._blocks.hit_tokens,
-                preemptions_by_priority=dict(self._scheduler.preemptions),
-                block_size=self.block_size,
-                dtype=self.dtype,
-                device=self.device,
                 steps_total=self._steps,
                 engine_alive=self.ready(),
+                kv=kv,
             )
 
     def add_step_listener(self, listener: Callable[[StepStats], None]) -> None:

@@ -27,16 +27,16 @@ async def test_lowest_priority_is_preempted_and_output_unchanged(
     preempted_run = await run_all(small, _requests())
     stats = small.stats()
 
-    assert stats.preemptions_by_priority[Priority.BATCH] > 0
-    assert stats.preemptions_by_priority[Priority.PREMIUM] == 0
+    assert stats.kv.preemptions_by_priority[Priority.BATCH] > 0
+    assert stats.kv.preemptions_by_priority[Priority.PREMIUM] == 0
     batch_results = [r for r, p in zip(preempted_run, PRIORITIES, strict=True) if p == "batch"]
     assert any(r.final.times.preempted for r in batch_results)
     assert all(r.final.finish_reason == "length" for r in preempted_run)
-    assert stats.kv_blocks_used == 0 and stats.running == 0
+    assert stats.kv.blocks_used == 0 and stats.running == 0
 
     large = await make_engine(dtype="float64")
     reference = await run_all(large, _requests())
-    assert large.stats().preemptions_by_priority == {p: 0 for p in Priority}
+    assert large.stats().kv.preemptions_by_priority == {p: 0 for p in Priority}
     assert [r.tokens for r in preempted_run] == [r.tokens for r in reference]
 
 
@@ -44,11 +44,11 @@ async def test_preemption_with_prefix_cache_keeps_output(make_engine: EngineFact
     """Re-admission after preemption may hit the sequence's own cached blocks."""
     small = await make_engine(dtype="float64", num_kv_blocks=12)
     preempted_run = await run_all(small, _requests())
-    assert sum(small.stats().preemptions_by_priority.values()) > 0
+    assert sum(small.stats().kv.preemptions_by_priority.values()) > 0
     large = await make_engine(dtype="float64", enable_prefix_caching=False)
     reference = await run_all(large, _requests())
     assert [r.tokens for r in preempted_run] == [r.tokens for r in reference]
-    assert small.stats().kv_blocks_used == 0
+    assert small.stats().kv.blocks_used == 0
 
 
 async def _first_output(stream) -> list[int]:  # type: ignore[no-untyped-def]
@@ -74,11 +74,11 @@ async def test_waiting_premium_preempts_running_batch(
     prem, rest = await asyncio.gather(collect(premium), collect(batch))
 
     stats = engine.stats()
-    assert stats.preemptions_by_priority[Priority.BATCH] >= 1
-    assert stats.preemptions_by_priority[Priority.PREMIUM] == 0
+    assert stats.kv.preemptions_by_priority[Priority.BATCH] >= 1
+    assert stats.kv.preemptions_by_priority[Priority.PREMIUM] == 0
     assert prem.final.times.finished < rest.final.times.finished  # type: ignore[operator]
     assert rest.final.times.preempted
-    assert stats.kv_blocks_used == 0
+    assert stats.kv.blocks_used == 0
 
     large = await make_engine(dtype="float64")
     ref_batch, ref_prem = await run_all(

@@ -15,18 +15,18 @@ async def test_shared_three_block_prefix_is_reused(make_engine: EngineFactory) -
 
     await run_all(engine, [make_request("first", first, 8)])
     before = engine.stats()
-    assert before.kv_blocks_used == 0 and before.kv_blocks_cached > 0
+    assert before.kv.blocks_used == 0 and before.kv.blocks_cached > 0
     (cached,) = await run_all(engine, [make_request("second", second, 8)])
     after = engine.stats()
 
-    assert after.prefix_cache_hits_tokens - before.prefix_cache_hits_tokens == 3 * BLOCK
-    assert after.prefix_cache_queries_tokens - before.prefix_cache_queries_tokens == len(second)
+    assert after.kv.prefix_cache_hits_tokens - before.kv.prefix_cache_hits_tokens == 3 * BLOCK
+    assert after.kv.prefix_cache_queries_tokens - before.kv.prefix_cache_queries_tokens == len(second)
 
     plain = await make_engine(dtype="float64", block_size=BLOCK, enable_prefix_caching=False)
     (uncached,) = await run_all(plain, [make_request("second", second, 8)])
     assert cached.tokens == uncached.tokens
-    assert plain.stats().prefix_cache_hits_tokens == 0
-    assert plain.stats().kv_blocks_cached == 0
+    assert plain.stats().kv.prefix_cache_hits_tokens == 0
+    assert plain.stats().kv.blocks_cached == 0
 
 
 async def test_cached_blocks_are_evicted_when_space_runs_out(make_engine: EngineFactory) -> None:
@@ -35,6 +35,6 @@ async def test_cached_blocks_are_evicted_when_space_runs_out(make_engine: Engine
     for i in range(4):  # each leaves ~4 full hashed blocks behind
         await run_all(engine, [make_request(f"r{i}", prompt_of(60, seed=10 + i), 8)])
     stats = engine.stats()
-    assert stats.kv_blocks_used == 0
-    assert stats.kv_blocks_cached + stats.kv_blocks_free == stats.kv_blocks_total == 8
-    assert stats.kv_blocks_cached > 0
+    assert stats.kv.blocks_used == 0
+    assert stats.kv.blocks_cached + stats.kv.blocks_free == stats.kv.blocks_total == 8
+    assert stats.kv.blocks_cached > 0

@@ -36,7 +36,7 @@ async def test_model_error_fails_only_that_step(make_engine: EngineFactory) -> N
     assert bad.final.error == "model error: RuntimeError: injected device fault"
     assert good.final.finish_reason == "length" and len(good.tokens) == 6
     assert engine.ready()
-    assert engine.stats().kv_blocks_used == 0
+    assert engine.stats().kv.blocks_used == 0
 
 
 async def test_dead_loop_is_not_ready_and_fails_requests(make_engine: EngineFactory) -> None:
@@ -92,8 +92,8 @@ async def test_stats_and_step_listeners(make_engine: EngineFactory) -> None:
     assert max(s.running for s in scraped) > 0
     stats = engine.stats()
     assert stats.steps_total == len(steps)
-    assert (stats.kv_blocks_used, stats.running, stats.kv_blocks_total) == (0, 0, 512)
-    assert stats.kv_blocks_free + stats.kv_blocks_cached == 512
+    assert (stats.kv.blocks_used, stats.running, stats.kv.blocks_total) == (0, 0, 512)
+    assert stats.kv.blocks_free + stats.kv.blocks_cached == 512
     assert (stats.block_size, stats.dtype, stats.device) == (16, "float32", "cpu")
     assert stats.waiting_by_priority == dict.fromkeys(Priority, 0)
 
@@ -107,4 +107,4 @@ async def test_stop_fails_unfinished_requests(make_engine: EngineFactory) -> Non
     assert result.final.finish_reason == "error" and result.final.error == "engine stopped"
     assert not engine.ready()
     assert engine._thread is not None and not engine._thread.is_alive()  # joined
-    assert engine.stats().kv_blocks_used == 0
+    assert engine.stats().kv.blocks_used == 0

@@ -39,10 +39,10 @@ async def test_aclose_frees_blocks_at_once(make_engine: EngineFactory) -> None:
     stream = engine.generate(make_request("long", prompt_of(40), 500))
     for _ in range(3):
         await asyncio.wait_for(stream.__anext__(), 30)
-    assert engine.stats().kv_blocks_used > 0
+    assert engine.stats().kv.blocks_used > 0
     await stream.aclose()
     stats = engine.stats()  # no await in between: freed by the call itself
-    assert stats.kv_blocks_used == 0 and stats.running == 0
+    assert stats.kv.blocks_used == 0 and stats.running == 0
     (after,) = await run_all(engine, [make_request("next", prompt_of(12), 5)])
     assert len(after.tokens) == 5
 
@@ -52,7 +52,7 @@ async def test_cancel_by_id_ends_the_stream(make_engine: EngineFactory) -> None:
     stream = engine.generate(make_request("victim", prompt_of(30), 500))
     await asyncio.wait_for(stream.__anext__(), 30)
     await engine.cancel("victim")
-    assert engine.stats().kv_blocks_used == 0
+    assert engine.stats().kv.blocks_used == 0
     rest = await collect(stream)
     assert rest.final.finish_reason == "cancelled"
     assert rest.final.times.finished is not None

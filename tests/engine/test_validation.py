@@ -34,7 +34,7 @@ async def test_bad_request_is_rejected_and_engine_serves_on(
         engine.generate(make_request(rid, prompt, **kwargs))
     (ok,) = await run_all(engine, [make_request("ok", prompt_of(8), 4)])
     assert len(ok.tokens) == 4 and ok.final.finish_reason == "length"
-    assert engine.stats().kv_blocks_used == 0
+    assert engine.stats().kv.blocks_used == 0
 
 
 async def test_request_larger_than_the_whole_cache(make_engine: EngineFactory) -> None:

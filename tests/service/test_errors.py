@@ -12,7 +12,7 @@ import pytest
 
 from inference.backend import (
     Backend,
-    EngineStats,
+    BackendStats,
     GenerationRequest,
     RequestOutput,
     RequestStream,
@@ -159,7 +159,7 @@ class FailingBackend:
     async def cancel(self, request_id: str) -> None:
         await self.inner.cancel(request_id)
 
-    def stats(self) -> EngineStats:
+    def stats(self) -> BackendStats:
         return self.inner.stats()
 
     def add_step_listener(self, listener: Callable[[StepStats], None]) -> None:
@@ -233,6 +233,6 @@ async def test_engine_failure_fails_only_that_request(failing_service: RunningSe
     text = svc.metrics_text()
     assert sample_value(text, "inferwatch_requests_total", outcome="failed") == 3
     assert sample_value(text, "inferwatch_requests_total", outcome="completed") == 3
-    assert wait_until(lambda: svc.backend.stats().kv_blocks_used == 0, timeout=10)
+    assert wait_until(lambda: svc.backend.stats().kv.blocks_used == 0, timeout=10)
     # ... and the engine keeps serving.
     assert (await post("after the failures"))[0] == 200

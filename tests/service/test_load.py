@@ -38,9 +38,9 @@ def test_disconnect_mid_stream_frees_kv_blocks(service: RunningService) -> None:
         lines = r.iter_lines()
         received = [next(lines) for _ in range(6)]
         assert any(line.startswith("data: {") for line in received)
-        assert service.backend.stats().kv_blocks_used > 0
+        assert service.backend.stats().kv.blocks_used > 0
     # The connection is closed here, long before 1500 tokens.
-    assert wait_until(lambda: service.backend.stats().kv_blocks_used == 0, timeout=10)
+    assert wait_until(lambda: service.backend.stats().kv.blocks_used == 0, timeout=10)
     assert wait_until(lambda: _cancelled(service) == before + 1, timeout=10)
 
 
@@ -52,7 +52,7 @@ def test_disconnect_while_waiting_for_whole_answer_frees_kv_blocks(
     with service.client(timeout=1.0) as c, pytest.raises(httpx.ReadTimeout):
         c.post("/v1/completions", json=LONG)
     assert time.monotonic() - started < 5
-    assert wait_until(lambda: service.backend.stats().kv_blocks_used == 0, timeout=10)
+    assert wait_until(lambda: service.backend.stats().kv.blocks_used == 0, timeout=10)
     assert wait_until(lambda: _cancelled(service) == before + 1, timeout=10)
 
 
@@ -99,7 +99,7 @@ async def test_burst_of_100_mixed_priority_requests_all_accounted(
     for priority in priorities:
         sent = sum(1 for p, _, _ in results if p == priority)
         assert delta("inferwatch_requests_total", priority=priority) == sent
-    assert wait_until(lambda: svc.backend.stats().kv_blocks_used == 0, timeout=10)
+    assert wait_until(lambda: svc.backend.stats().kv.blocks_used == 0, timeout=10)
 
 
 def test_stream_abandoned_while_queued_leaves_the_queue() -> None:
@@ -115,7 +115,7 @@ def test_stream_abandoned_while_queued_leaves_the_queue() -> None:
                 impatient.post("/v1/completions", json={**LONG, "stream": True})
             assert wait_until(lambda: sum(backend.stats().waiting_by_priority.values()) == 0)
             assert backend.stats().running == 1
-        assert wait_until(lambda: backend.stats().kv_blocks_used == 0)
+        assert wait_until(lambda: backend.stats().kv.blocks_used == 0)
         text = c.get("/metrics").text
     assert sample_value(text, "inferwatch_requests_total", outcome="cancelled") == 2
     assert sample_value(text, "inferwatch_queue_wait_seconds_count") == 1  # only `busy` ran

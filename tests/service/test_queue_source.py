@@ -11,8 +11,8 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
 from exporters.collector import CollectorGroup
-from exporters.queue import QueueSource
-from inference.backend import EngineStats
+from inference.telemetry.engine_state import QueueSource
+from inference.backend import BackendStats
 from tests.service.conftest import sample_value, serve, small_engine, wait_until
 
 LONG = {"prompt": "keep going", "max_tokens": 1500, "temperature": 0, "stream": True}
@@ -45,9 +45,9 @@ def test_gauges_show_the_engine_as_of_the_scrape() -> None:
             used = sample_value(text, "inferwatch_kv_cache_blocks", state="used")
             free = sample_value(text, "inferwatch_kv_cache_blocks", state="free")
             cached = sample_value(text, "inferwatch_kv_cache_blocks", state="cached")
-            assert used > 0 and used + free + cached == backend.stats().kv_blocks_total
+            assert used > 0 and used + free + cached == backend.stats().kv.blocks_total
             assert queued_done.wait(15)
-        assert wait_until(lambda: backend.stats().kv_blocks_used == 0)
+        assert wait_until(lambda: backend.stats().kv.blocks_used == 0)
         idle = c.get("/metrics").text
     assert sample_value(idle, "inferwatch_queue_depth") == 0
     assert sample_value(idle, "inferwatch_requests_running") == 0
@@ -57,7 +57,7 @@ def test_gauges_show_the_engine_as_of_the_scrape() -> None:
 def test_a_failing_stats_read_leaves_the_scrape_intact(monkeypatch: pytest.MonkeyPatch) -> None:
     backend = small_engine()
 
-    def broken() -> EngineStats:
+    def broken() -> BackendStats:
         raise RuntimeError("stats unavailable")
 
     monkeypatch.setattr(backend, "stats", broken)

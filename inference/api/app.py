@@ -17,13 +17,13 @@ from opentelemetry.sdk.trace import TracerProvider
 from prometheus_client import CollectorRegistry, ProcessCollector
 
 from exporters.collector import CollectorGroup, MetricSource
-from inference.telemetry.engine_state import QueueSource
 from inference.api import ops, routes
 from inference.api.errors import install_error_handlers
 from inference.api.generation import GenerationService
 from inference.api.request_id import RequestIdMiddleware
 from inference.backend import Backend
 from inference.settings import Settings
+from inference.telemetry.engine_state import QueueSource
 from inference.telemetry.metrics import ServiceMetrics
 from inference.telemetry.recorder import RequestRecorder
 from inference.telemetry.server_span import pass_middle_chunks_through

@@ -1,8 +1,9 @@
 """The service's own metric families (METRICS.md "Service and engine"), on a per-app registry.
 
 Event metrics (requests, latencies, tokens, steps) live here; live engine state (queue depth,
-KV usage, ...) is read at scrape time by `inference.telemetry.engine_state.QueueSource` instead. Every fixed label
-combination is created up front so dashboards and `rate()` see a 0 before the first event.
+KV usage, ...) is read at scrape time by `inference.telemetry.engine_state.QueueSource`
+instead. Every fixed label combination is created up front so dashboards and `rate()` see a 0
+before the first event.
 """
 
 from __future__ import annotations

@@ -11,8 +11,8 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
 from exporters.collector import CollectorGroup
-from inference.telemetry.engine_state import QueueSource
 from inference.backend import BackendStats
+from inference.telemetry.engine_state import QueueSource
 from tests.service.conftest import sample_value, serve, small_engine, wait_until
 
 LONG = {"prompt": "keep going", "max_tokens": 1500, "temperature": 0, "stream": True}

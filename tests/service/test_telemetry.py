@@ -190,7 +190,9 @@ def test_preemption_becomes_a_span_event() -> None:
         text = c.get("/metrics").text
     assert statuses == [200] * 4
     preemptions = sample_value(text, "inferwatch_preemptions_total")
-    assert preemptions > 0 and sum(backend.stats().kv.preemptions_by_priority.values()) == preemptions
+    kv = backend.stats().kv
+    assert kv is not None
+    assert preemptions > 0 and sum(kv.preemptions_by_priority.values()) == preemptions
     events = [e for s in spans.get_finished_spans() for e in s.events if e.name == "preempted"]
     assert len(events) == preemptions
 

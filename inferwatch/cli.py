@@ -10,17 +10,18 @@ import argparse
 import importlib
 import sys
 
-COMMANDS: dict[str, tuple[str, str]] = {
-    "serve": ("inference.serve_cli", "run the OpenAI-compatible service"),
-    "engine": ("inference.engine.demo", "run the engine alone on a sample workload"),
-    "exporter": ("exporters.cli", "standalone GPU/host exporter"),
-    "generate": ("inferwatch.generate", "write (or --check) the generated rules and configs"),
+# name -> help; the code is inferwatch/commands/<name>.py
+COMMANDS: dict[str, str] = {
+    "serve": "run the OpenAI-compatible service",
+    "engine": "run the engine alone on a sample workload",
+    "exporter": "standalone GPU/host exporter",
+    "generate": "write (or --check) the generated rules, configs and docs",
 }
 
 
 def _usage() -> str:
     lines = ["usage: inferwatch COMMAND [options]", "", "commands:"]
-    lines += [f"  {name:<10} {help_}" for name, (_, help_) in COMMANDS.items()]
+    lines += [f"  {name:<10} {help_}" for name, help_ in COMMANDS.items()]
     return "\n".join(lines)
 
 
@@ -33,9 +34,8 @@ def main(argv: list[str] | None = None) -> int:
     if name not in COMMANDS:
         print(f"inferwatch: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
         return 2
-    module_name, help_ = COMMANDS[name]
-    module = importlib.import_module(module_name)
-    parser = argparse.ArgumentParser(prog=f"inferwatch {name}", description=help_)
+    module = importlib.import_module(f"inferwatch.commands.{name}")
+    parser = argparse.ArgumentParser(prog=f"inferwatch {name}", description=COMMANDS[name])
     module.add_arguments(parser)
     args = parser.parse_args(argv[1:])
     return int(module.run(args) or 0)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -17,6 +17,7 @@ DTYPES: dict[str, torch.dtype] = {
     "float64": torch.float64,
 }
 DEVICES = ("cpu", "cuda")
+SERVING_DTYPES = ("float32", "float16", "bfloat16")
 DEFAULT_CPU_KV_BLOCKS = 512
 
 
@@ -24,20 +25,43 @@ DEFAULT_CPU_KV_BLOCKS = 512
 class EngineConfig:
     """What an operator picks (`inferwatch serve` / `inferwatch engine` flags)."""
 
-    model_path: str | None = None
-    device: str = "cpu"
-    dtype: str = "float32"
-    num_kv_blocks: int | None = None  # None: 512 on CPU, sized from free memory on CUDA
-    block_size: int = 16
-    max_num_seqs: int = 64
-    max_num_batched_tokens: int = 2048
-    max_waiting: int = 256
-    enable_prefix_caching: bool = True
-    seed: int = 0
-    model_name: str | None = None
-    num_threads: int | None = None  # torch CPU threads; None leaves a core for the event loop
-    max_model_len: int | None = None  # caps the checkpoint's context (and the RoPE tables)
-    gpu_memory_fraction: float = 0.5  # share of free GPU memory given to the KV cache
+    model_path: str | None = field(
+        default=None, metadata={"help": "local Hugging Face Llama checkpoint directory"}
+    )
+    device: str = field(default="cpu", metadata={"help": "torch device", "choices": DEVICES})
+    dtype: str = field(
+        default="float32", metadata={"help": "weights and KV dtype", "choices": SERVING_DTYPES}
+    )
+    num_kv_blocks: int | None = field(
+        default=None,
+        metadata={"help": f"KV cache blocks (default {DEFAULT_CPU_KV_BLOCKS} on CPU, sized "
+                  "from free memory on CUDA)"},
+    )  # fmt: skip
+    block_size: int = field(default=16, metadata={"help": "tokens per KV block"})
+    max_num_seqs: int = field(default=64, metadata={"help": "max running sequences"})
+    max_num_batched_tokens: int = field(
+        default=2048, metadata={"help": "token budget of one engine step (chunked prefill)"}
+    )
+    max_waiting: int = field(
+        default=256, metadata={"help": "queue bound; past it requests get 503 + Retry-After"}
+    )
+    enable_prefix_caching: bool = field(
+        default=True, metadata={"help": "reuse KV blocks of shared prompt prefixes"}
+    )
+    seed: int = field(default=0, metadata={"help": "seed of unseeded sampling (reproducible)"})
+    model_name: str | None = field(
+        default=None, metadata={"help": "served model name (default: from the checkpoint)"}
+    )
+    num_threads: int | None = field(
+        default=None,
+        metadata={"help": "torch CPU threads (default: all cores but one, for the event loop)"},
+    )
+    max_model_len: int | None = field(
+        default=None, metadata={"help": "cap of the checkpoint's context (and RoPE tables)"}
+    )
+    gpu_memory_fraction: float = field(
+        default=0.5, metadata={"help": "share of free GPU memory given to the KV cache"}
+    )
 
     def __post_init__(self) -> None:
         if self.device not in DEVICES:

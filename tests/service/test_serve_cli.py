@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import socket
@@ -14,8 +15,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from inference.serve_cli import add_arguments, settings_from_args
+from inference.engine import EngineConfig
 from inference.settings import Settings
+from inferwatch.commands import engine as engine_command
+from inferwatch.commands.serve import add_arguments, settings_from_args
 
 REPO = Path(__file__).resolve().parents[2]
 INFERWATCH = Path(sys.executable).parent / "inferwatch"
@@ -36,9 +39,57 @@ def test_flag_wins_over_environment_which_wins_over_default(
     monkeypatch.setenv("INFERWATCH_TELEMETRY", "0")
     settings = settings_from_args(_args("--port", "9002", "--model-name", "m"))
     assert settings.port == 9002  # flag
-    assert settings.max_waiting == 7  # environment
+    assert settings.engine.max_waiting == 7  # environment
     assert settings.log_prompts is True and settings.telemetry is False
-    assert settings.model_name == "m" and settings.max_num_seqs == Settings().max_num_seqs
+    assert settings.engine.model_name == "m"
+    assert settings.engine.max_num_seqs == Settings().engine.max_num_seqs
+
+
+# A non-default value for every EngineConfig field, as a flag and as a variable would give it.
+ENGINE_VALUES: dict[str, tuple[str, object]] = {
+    "model_path": ("/models/x", "/models/x"),
+    "device": ("cpu", "cpu"),
+    "dtype": ("bfloat16", "bfloat16"),
+    "num_kv_blocks": ("99", 99),
+    "block_size": ("8", 8),
+    "max_num_seqs": ("5", 5),
+    "max_num_batched_tokens": ("256", 256),
+    "max_waiting": ("9", 9),
+    "enable_prefix_caching": ("0", False),
+    "seed": ("3", 3),
+    "model_name": ("named", "named"),
+    "num_threads": ("1", 1),
+    "max_model_len": ("512", 512),
+    "gpu_memory_fraction": ("0.25", 0.25),
+}
+
+
+def test_every_engine_field_is_a_flag_and_a_variable() -> None:
+    names = [f.name for f in dataclasses.fields(EngineConfig)]
+    assert sorted(names) == sorted(ENGINE_VALUES), "a new EngineConfig field needs a case here"
+    argv: list[str] = []
+    for name, (raw, _) in ENGINE_VALUES.items():
+        if name == "enable_prefix_caching":
+            argv.append("--no-enable-prefix-caching")
+        else:
+            argv += ["--" + name.replace("_", "-"), raw]
+    from_flags = settings_from_args(_args(*argv)).engine
+    env = {"INFERWATCH_" + name.upper(): raw for name, (raw, _) in ENGINE_VALUES.items()}
+    from_env = Settings.resolve({}, env=env).engine
+    for name, (_, expected) in ENGINE_VALUES.items():
+        assert getattr(from_flags, name) == expected, name
+        assert getattr(from_env, name) == expected, name
+
+
+def test_engine_command_shares_the_engine_flags() -> None:
+    serve, engine = argparse.ArgumentParser(), argparse.ArgumentParser()
+    add_arguments(serve)
+    engine_command.add_arguments(engine)
+    flags = {a.option_strings[0] for a in engine._actions if a.option_strings}
+    serve_flags = {a.option_strings[0] for a in serve._actions if a.option_strings}
+    engine_only = {"-h", "--requests", "--max-tokens"}
+    assert flags - engine_only <= serve_flags
+    assert "--max-num-batched-tokens" in flags and "--no-enable-prefix-caching" in flags
 
 
 def test_bad_environment_value_is_a_clear_error() -> None:

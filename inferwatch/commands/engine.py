@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import sys
 import time
 
 from inference.backend import GenerationRequest, Priority, RequestOutput, SamplingParams
-
-from . import AsyncEngine, EngineConfig, build_engine
-from .config import DEVICES, DTYPES
+from inference.engine import AsyncEngine, EngineConfig, build_engine
+from inference.settings import config_fields, resolve_config
+from inferwatch.commands.options import add_options, given
 
 SYSTEM = "You are a concise assistant for an on-call SRE. Answer in one short paragraph.\n"
 QUESTIONS = [
@@ -21,21 +23,17 @@ QUESTIONS = [
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model-path", default=None, help="local HF Llama checkpoint directory")
-    parser.add_argument("--device", default="cpu", choices=DEVICES)
-    parser.add_argument("--dtype", default="float32", choices=list(DTYPES))
-    parser.add_argument("--num-kv-blocks", type=int, default=None)
+    add_options(parser, config_fields(EngineConfig))
     parser.add_argument("--requests", type=int, default=24, help="number of requests")
     parser.add_argument("--max-tokens", type=int, default=48, help="tokens generated per request")
 
 
 def run(args: argparse.Namespace) -> int:
-    config = EngineConfig(
-        model_path=args.model_path,
-        device=args.device,
-        dtype=args.dtype,
-        num_kv_blocks=args.num_kv_blocks,
-    )
+    try:
+        config = resolve_config(EngineConfig, given(args, config_fields(EngineConfig)), os.environ)
+    except ValueError as exc:
+        print(f"inferwatch engine: {exc}", file=sys.stderr)
+        return 2
     return asyncio.run(_main(config, args.requests, args.max_tokens))
 
 

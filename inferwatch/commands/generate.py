@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 # "module:function" returning dict[str, str]; a part adds its generator here.
 GENERATORS: list[str] = ["alerts.generate:render"]

@@ -1,0 +1,128 @@
+"""The composition root: the one place that wires the parts of a running service together.
+
+`build_service(settings)` makes the backend, the per-service metric registry and its sources,
+the metric families, the tracer and the request recorder; `Service.start()`/`stop()` own their
+lifetimes. Everything is per service (no global registry or tracer provider), so tests and
+benchmarks can build several in one process. HTTP is `inference.api.app`'s business.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
+
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.trace import Tracer
+from prometheus_client import CollectorRegistry, ProcessCollector
+
+from exporters.collector import CollectorGroup, MetricSource
+from inference.backend import Backend
+from inference.settings import Settings
+from inference.telemetry.engine_state import QueueSource
+from inference.telemetry.metrics import ServiceMetrics
+from inference.telemetry.recorder import RequestRecorder
+from inference.telemetry.tracing import build_tracer_provider
+
+
+def package_version() -> str:
+    try:
+        return version("inferwatch")
+    except PackageNotFoundError:
+        return "0.0.0"
+
+
+@dataclass
+class Service:
+    """A built service, not yet started."""
+
+    settings: Settings
+    backend: Backend
+    registry: CollectorRegistry
+    sources: list[MetricSource]
+    recorder: RequestRecorder
+    version: str
+    metrics: ServiceMetrics | None = None
+    tracer_provider: TracerProvider | None = None
+    tracer: Tracer | None = None
+    owns_tracer_provider: bool = False
+
+    async def start(self) -> None:
+        await self.backend.start()
+
+    async def stop(self) -> None:
+        """Backend first (it fails what is still in flight), then what only scrapes and traces."""
+        await self.backend.stop()
+        for source in self.sources:
+            close = getattr(source, "close", None)
+            if callable(close):
+                with contextlib.suppress(Exception):
+                    close()
+        if self.owns_tracer_provider and self.tracer_provider is not None:
+            self.tracer_provider.shutdown()
+
+
+def build_backend(settings: Settings) -> Backend:
+    """The built-in engine from settings (not started: `Service.start()` starts it)."""
+    from inference.engine import build_engine
+
+    return build_engine(settings.engine)
+
+
+def default_sources() -> list[MetricSource]:
+    """Host always; GPU where NVML finds a device."""
+    from exporters.gpu import GpuSource, nvml_available
+    from exporters.host import HostSource
+
+    sources: list[MetricSource] = [HostSource()]
+    if nvml_available():
+        sources.append(GpuSource())
+    return sources
+
+
+def build_service(
+    settings: Settings | None = None,
+    backend: Backend | None = None,
+    tracer_provider: TracerProvider | None = None,
+    *,
+    metric_sources: Sequence[MetricSource] | None = None,
+) -> Service:
+    """`metric_sources` replaces the default host/GPU sources (the queue source is always
+    there); `tracer_provider` replaces the one built from the OTEL_* environment."""
+    settings = settings or Settings()
+    backend = backend if backend is not None else build_backend(settings)
+    app_version = package_version()
+
+    registry = CollectorRegistry()
+    ProcessCollector(registry=registry)
+    extra = list(metric_sources) if metric_sources is not None else default_sources()
+    sources: list[MetricSource] = [QueueSource(backend), *extra]
+    registry.register(CollectorGroup(sources))
+
+    metrics: ServiceMetrics | None = None
+    provider: TracerProvider | None = None
+    if settings.telemetry:
+        metrics = ServiceMetrics(
+            registry,
+            backend.model_name,
+            version=app_version,
+            backend=backend.backend_name,
+            device=str(getattr(backend, "device", settings.engine.device)),
+            concurrency_limit=settings.max_in_flight,
+        )
+        backend.add_step_listener(metrics.observe_step)
+        provider = tracer_provider or build_tracer_provider(app_version)
+    tracer = provider.get_tracer("inferwatch.api", app_version) if provider else None
+    return Service(
+        settings=settings,
+        backend=backend,
+        registry=registry,
+        sources=sources,
+        recorder=RequestRecorder(metrics, tracer, log_prompts=settings.log_prompts),
+        version=app_version,
+        metrics=metrics,
+        tracer_provider=provider,
+        tracer=tracer,
+        owns_tracer_provider=provider is not None and tracer_provider is None,
+    )

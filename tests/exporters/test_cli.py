@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.exporters.conftest import names, promtool_findings, value
+from tests.support.exposition import names, promtool_findings, value
 
 INFERWATCH = str(Path(sys.executable).with_name("inferwatch"))
 

@@ -9,7 +9,7 @@ import pytest
 from prometheus_client.core import GaugeMetricFamily, Metric
 
 from exporters.collector import CollectorGroup
-from tests.exporters.conftest import exposition, value
+from tests.support.exposition import exposition, value
 
 
 class Flaky:

@@ -6,7 +6,7 @@ import inspect
 
 import pynvml
 
-from tests.exporters.fake_nvml import FakeNvml
+from tests.support.fake_nvml import FakeNvml
 
 
 def test_every_fake_function_has_pynvml_s_name_and_parameters() -> None:

@@ -1,7 +1,9 @@
-"""The whole GPU exposition for a fixed FAKE NVML (tests/exporters/fake_nvml.py, no GPU here),
+"""The whole GPU exposition for a fixed FAKE NVML (tests/support/fake_nvml.py, no GPU here),
 compared with golden/two_gpus.prom, and linted by the real promtool.
 
 Regenerate after an intended change: UPDATE_GOLDEN=1 .venv/bin/pytest tests/exporters/test_golden.py
+rewrites the file and FAILS (a run that writes the golden file cannot also vouch for it);
+review `git diff`, then run again without the variable.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ import pytest
 
 from exporters.collector import CollectorGroup
 from exporters.gpu import GpuSource
-from tests.exporters.conftest import exposition, promtool_findings, two_gpus, value
+from tests.support.exposition import exposition, promtool_findings, value
+from tests.support.fake_nvml import two_gpus
 
 GOLDEN = Path(__file__).parent / "golden" / "two_gpus.prom"
 DURATION = re.compile(r"^(inferwatch_exporter_collect_duration_seconds\{.*?\}) \S+$", re.M)
@@ -54,6 +57,7 @@ def test_exposition_matches_golden(two_gpu_exposition: str) -> None:
     masked = DURATION.sub(r"\1 <masked>", two_gpu_exposition)
     if os.environ.get("UPDATE_GOLDEN") == "1":
         GOLDEN.write_text(masked)
+        pytest.fail(f"rewrote {GOLDEN.name}: review the diff, then rerun without UPDATE_GOLDEN")
     assert masked == GOLDEN.read_text(), "exposition changed; see the module docstring"
 
 

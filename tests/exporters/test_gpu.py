@@ -15,8 +15,8 @@ from exporters.collector import CollectorGroup
 from exporters.gpu import GpuSource, nvml_available
 from exporters.host import HostSource
 from exporters.nvml_device import CLOCK_EVENT_REASONS
-from tests.exporters.conftest import exposition, names, two_gpus, value
-from tests.exporters.fake_nvml import FakeGpu, FakeNvml
+from tests.support.exposition import exposition, names, value
+from tests.support.fake_nvml import FakeGpu, FakeNvml, two_gpus
 
 GPU0 = {"gpu": "0", "uuid": "GPU-0a1b2c3d-0000-0000-0000-000000000000"}
 GPU1 = {"gpu": "1", "uuid": "GPU-0a1b2c3d-1111-1111-1111-111111111111"}

@@ -10,7 +10,7 @@ import psutil
 
 from exporters.collector import CollectorGroup
 from exporters.host import HostSource
-from tests.exporters.conftest import exposition, value
+from tests.support.exposition import exposition, value
 
 
 def test_cpu_ratio_spans_scrapes_from_different_threads() -> None:

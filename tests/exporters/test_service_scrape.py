@@ -14,8 +14,8 @@ from exporters.host import HostSource
 from inference.api.app import create_app
 from inference.engine import EngineConfig, build_engine
 from inference.settings import Settings
-from tests.exporters.conftest import names, promtool_findings, two_gpus, value
-from tests.exporters.fake_nvml import FakeNvml
+from tests.support.exposition import names, promtool_findings, value
+from tests.support.fake_nvml import FakeNvml, two_gpus
 
 
 @pytest.fixture(scope="module")

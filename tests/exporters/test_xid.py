@@ -9,8 +9,7 @@ from types import SimpleNamespace
 import pynvml
 
 from exporters.xid import XidWatcher, handle_key
-from tests.exporters.conftest import two_gpus
-from tests.exporters.fake_nvml import FakeGpu, FakeNvml
+from tests.support.fake_nvml import FakeGpu, FakeNvml, two_gpus
 
 
 def _until(condition, what: str, timeout: float = 10.0) -> None:

@@ -1,89 +1,12 @@
-"""Shared set-up: the real built-in engine (small cache) behind the real app, served by uvicorn
-on an ephemeral loopback port in a background thread, with spans captured in memory."""
+"""Fixtures of the service tests (helpers: tests/support/service.py)."""
 
 from __future__ import annotations
 
-import threading
-import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 
-import httpx
 import pytest
-import uvicorn
-from fastapi import FastAPI
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from prometheus_client.parser import text_string_to_metric_families
 
-from inference.api.app import create_app
-from inference.backend import Backend
-from inference.engine import EngineConfig, build_engine
-from inference.settings import Settings
-
-MODEL = "inferwatch-tiny"
-
-
-def small_engine(**overrides: object) -> Backend:
-    """The built-in model with a small KV cache: fast to build, cheap on 2 cores."""
-    config = {"num_kv_blocks": 256, "max_num_seqs": 16, "max_waiting": 64, "seed": 0}
-    config.update(overrides)
-    return build_engine(EngineConfig(**config))  # type: ignore[arg-type]
-
-
-@dataclass
-class RunningService:
-    app: FastAPI
-    backend: Backend
-    spans: InMemorySpanExporter
-    base_url: str
-
-    def client(self, timeout: float = 30.0) -> httpx.Client:
-        return httpx.Client(base_url=self.base_url, timeout=timeout)
-
-    def async_client(self, timeout: float = 30.0) -> httpx.AsyncClient:
-        return httpx.AsyncClient(base_url=self.base_url, timeout=timeout)
-
-    def metrics_text(self) -> str:
-        with self.client() as c:
-            response = c.get("/metrics")
-        response.raise_for_status()
-        return response.text
-
-
-class ServerThread:
-    """uvicorn.Server in a thread; port 0 lets the OS pick a free port."""
-
-    def __init__(self, app: FastAPI) -> None:
-        config = uvicorn.Config(app, host="127.0.0.1", port=0, log_config=None, lifespan="on")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> str:
-        self.thread.start()
-        deadline = time.monotonic() + 60
-        while not self.server.started:
-            if not self.thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.02)
-        port = self.server.servers[0].sockets[0].getsockname()[1]
-        return f"http://127.0.0.1:{port}"
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=30)
-
-
-def serve(
-    backend: Backend | None = None, settings: Settings | None = None
-) -> tuple[ServerThread, FastAPI, Backend, InMemorySpanExporter]:
-    spans = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(spans))
-    backend = backend if backend is not None else small_engine()
-    app = create_app(settings or Settings(), backend=backend, tracer_provider=provider)
-    return ServerThread(app), app, backend, spans
+from tests.support.service import RunningService, serve
 
 
 @pytest.fixture(scope="module")
@@ -92,24 +15,3 @@ def service() -> Iterator[RunningService]:
     thread, app, backend, spans = serve()
     with thread as base_url:
         yield RunningService(app, backend, spans, base_url)
-
-
-def wait_until(
-    predicate: Callable[[], bool], timeout: float = 10.0, interval: float = 0.02
-) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return predicate()
-
-
-def sample_value(text: str, name: str, **labels: str) -> float:
-    """Sum of the samples called `name` whose labels include `labels` (classic exposition)."""
-    total = 0.0
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
-                total += sample.value
-    return total

@@ -8,7 +8,8 @@ import httpx
 
 from inference.api.app import create_app
 from inference.settings import Settings
-from tests.service.conftest import MODEL, RunningService, sample_value, small_engine
+from tests.support.exposition import total
+from tests.support.service import MODEL, RunningService, small_engine
 
 
 def sse_payloads(response: httpx.Response) -> list[str]:
@@ -148,7 +149,7 @@ def test_priority_from_header_and_body(service: RunningService) -> None:
     assert by_header.status_code == 200 and by_body.status_code == 200
     text = service.metrics_text()
     for priority in ("batch", "premium"):
-        assert sample_value(text, "inferwatch_requests_total", priority=priority) >= 1
+        assert total(text, "inferwatch_requests_total", priority=priority) >= 1
 
 
 def test_models_health_ready(service: RunningService) -> None:

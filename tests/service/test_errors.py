@@ -18,14 +18,9 @@ from inference.backend import (
     RequestStream,
     StepStats,
 )
-from tests.service.conftest import (
-    MODEL,
-    RunningService,
-    sample_value,
-    serve,
-    small_engine,
-    wait_until,
-)
+from tests.support.exposition import total
+from tests.support.service import MODEL, RunningService, serve, small_engine
+from tests.support.waiting import wait_until
 
 BAD_REQUESTS = [
     # (path, body or raw text, headers, status, param)
@@ -103,7 +98,7 @@ def test_explicit_defaults_of_unsupported_parameters_are_accepted(
 
 def test_prompt_too_long_names_the_limit_and_counts_a_rejection(service: RunningService) -> None:
     limit = service.backend.max_model_len
-    before = sample_value(
+    before = total(
         service.metrics_text(), "inferwatch_request_rejections_total", reason="prompt_too_long"
     )
     with service.client() as c:
@@ -114,7 +109,7 @@ def test_prompt_too_long_names_the_limit_and_counts_a_rejection(service: Running
     assert r.status_code == 400 and stream.status_code == 400
     assert str(limit) in r.json()["error"]["message"]
     assert r.json()["error"]["code"] == "context_length_exceeded"
-    after = sample_value(
+    after = total(
         service.metrics_text(), "inferwatch_request_rejections_total", reason="prompt_too_long"
     )
     assert after - before == 2
@@ -231,8 +226,8 @@ async def test_engine_failure_fails_only_that_request(failing_service: RunningSe
     late = results[4][1]
     assert '"error"' in late and "boom" in late and late.rstrip().endswith("data: [DONE]")
     text = svc.metrics_text()
-    assert sample_value(text, "inferwatch_requests_total", outcome="failed") == 3
-    assert sample_value(text, "inferwatch_requests_total", outcome="completed") == 3
+    assert total(text, "inferwatch_requests_total", outcome="failed") == 3
+    assert total(text, "inferwatch_requests_total", outcome="completed") == 3
     assert wait_until(lambda: svc.backend.stats().kv.blocks_used == 0, timeout=10)
     # ... and the engine keeps serving.
     assert (await post("after the failures"))[0] == 200

@@ -11,7 +11,9 @@ import httpx
 import pytest
 
 from inference.backend import Priority
-from tests.service.conftest import RunningService, sample_value, serve, small_engine, wait_until
+from tests.support.exposition import total
+from tests.support.service import RunningService, serve, small_engine
+from tests.support.waiting import wait_until
 
 LONG = {"prompt": "keep talking", "max_tokens": 1500, "temperature": 0}
 
@@ -25,7 +27,7 @@ def tight_service() -> Iterator[RunningService]:
 
 
 def _cancelled(service: RunningService) -> float:
-    return sample_value(service.metrics_text(), "inferwatch_requests_total", outcome="cancelled")
+    return total(service.metrics_text(), "inferwatch_requests_total", outcome="cancelled")
 
 
 def test_disconnect_mid_stream_frees_kv_blocks(service: RunningService) -> None:
@@ -90,7 +92,7 @@ async def test_burst_of_100_mixed_priority_requests_all_accounted(
     after = svc.metrics_text()
 
     def delta(name: str, **labels: str) -> float:
-        return sample_value(after, name, **labels) - sample_value(before, name, **labels)
+        return total(after, name, **labels) - total(before, name, **labels)
 
     assert delta("inferwatch_requests_total") == 100
     assert delta("inferwatch_requests_total", outcome="completed") == statuses[200]
@@ -117,5 +119,5 @@ def test_stream_abandoned_while_queued_leaves_the_queue() -> None:
             assert backend.stats().running == 1
         assert wait_until(lambda: backend.stats().kv.blocks_used == 0)
         text = c.get("/metrics").text
-    assert sample_value(text, "inferwatch_requests_total", outcome="cancelled") == 2
-    assert sample_value(text, "inferwatch_queue_wait_seconds_count") == 1  # only `busy` ran
+    assert total(text, "inferwatch_requests_total", outcome="cancelled") == 2
+    assert total(text, "inferwatch_queue_wait_seconds_count") == 1  # only `busy` ran

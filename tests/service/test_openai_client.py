@@ -5,7 +5,7 @@ from __future__ import annotations
 import openai
 import pytest
 
-from tests.service.conftest import MODEL, RunningService
+from tests.support.service import MODEL, RunningService
 
 
 def _sync(service: RunningService) -> openai.OpenAI:

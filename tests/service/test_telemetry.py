@@ -28,13 +28,8 @@ from inference.settings import Settings
 from inference.telemetry.logs import REQUEST_LOGGER, JsonFormatter
 from inference.telemetry.metric_names import SERVICE_METRIC_NAMES
 from inference.telemetry.server_span import is_installed, middleware_layers
-from tests.service.conftest import (
-    MODEL,
-    RunningService,
-    sample_value,
-    serve,
-    small_engine,
-)
+from tests.support.exposition import total
+from tests.support.service import MODEL, RunningService, serve, small_engine
 
 REPO = Path(__file__).resolve().parents[2]
 METRICS_MD = REPO.parent / "shared" / "design" / "METRICS.md"
@@ -70,9 +65,9 @@ def test_exposition_has_every_family_and_passes_promtool(service: RunningService
     for name in SERVICE_METRIC_NAMES:
         # Classic text drops `_total` from counter family names in # TYPE lines.
         assert name in exported or name.removesuffix("_total") in exported, name
-    assert sample_value(text, "inferwatch_build_info") == 1
-    assert sample_value(text, "inferwatch_degradation_level") == 0
-    assert sample_value(text, "inferwatch_admission_concurrency_limit") == 64 + 256
+    assert total(text, "inferwatch_build_info") == 1
+    assert total(text, "inferwatch_degradation_level") == 0
+    assert total(text, "inferwatch_admission_concurrency_limit") == 64 + 256
     # Fixed label sets exist at 0 before the first event.
     assert 'reason="circuit_open"' in text and 'status="unauthorized"' in text
     assert PROMPT not in text
@@ -89,15 +84,15 @@ def test_step_and_token_metrics_follow_traffic(service: RunningService) -> None:
     _traffic(service, n=2)
     after = service.metrics_text()
     for name in ("inferwatch_engine_step_duration_seconds_count", "inferwatch_batch_size_count"):
-        assert sample_value(after, name) > sample_value(before, name)
-    delta = sample_value(after, "inferwatch_generation_tokens_total") - sample_value(
+        assert total(after, name) > total(before, name)
+    delta = total(after, "inferwatch_generation_tokens_total") - total(
         before, "inferwatch_generation_tokens_total"
     )
     assert delta == 8
-    ttft = sample_value(after, "inferwatch_time_to_first_token_seconds_count", priority="standard")
+    ttft = total(after, "inferwatch_time_to_first_token_seconds_count", priority="standard")
     assert (
         ttft
-        - sample_value(before, "inferwatch_time_to_first_token_seconds_count", priority="standard")
+        - total(before, "inferwatch_time_to_first_token_seconds_count", priority="standard")
         == 2
     )
 
@@ -189,7 +184,7 @@ def test_preemption_becomes_a_span_event() -> None:
             statuses = list(pool.map(post, ["premium", "standard", "batch", "batch"]))
         text = c.get("/metrics").text
     assert statuses == [200] * 4
-    preemptions = sample_value(text, "inferwatch_preemptions_total")
+    preemptions = total(text, "inferwatch_preemptions_total")
     kv = backend.stats().kv
     assert kv is not None
     assert preemptions > 0 and sum(kv.preemptions_by_priority.values()) == preemptions

@@ -280,3 +280,30 @@ class FakeNvml:
         if name in gpu.unsupported:
             raise pynvml.NVMLError(NOT_SUPPORTED)
         return gpu
+
+
+def two_gpus() -> FakeNvml:
+    """GPU 0 supports everything; GPU 1 (an older board) has no power, energy or ECC."""
+    return FakeNvml(
+        [
+            FakeGpu(uuid="GPU-0a1b2c3d-0000-0000-0000-000000000000"),
+            FakeGpu(
+                uuid="GPU-0a1b2c3d-1111-1111-1111-111111111111",
+                name="NVIDIA A10",
+                pci_bus_id=b"00000000:65:00.0",
+                util_percent=7,
+                memory_total=24 * 2**30,
+                memory_used=1 * 2**30,
+                temperature=61,
+                sm_mhz=1695,
+                clock_reasons=0x1 | 0x20,  # gpu_idle + sw_thermal_slowdown
+                unsupported={
+                    "nvmlDeviceGetPowerUsage",
+                    "nvmlDeviceGetEnforcedPowerLimit",
+                    "nvmlDeviceGetTotalEnergyConsumption",
+                    "nvmlDeviceGetTotalEccErrors",
+                    "nvmlDeviceGetMigMode",
+                },
+            ),
+        ]
+    )

@@ -91,8 +91,7 @@ def test_step_and_token_metrics_follow_traffic(service: RunningService) -> None:
     assert delta == 8
     ttft = total(after, "inferwatch_time_to_first_token_seconds_count", priority="standard")
     assert (
-        ttft
-        - total(before, "inferwatch_time_to_first_token_seconds_count", priority="standard")
+        ttft - total(before, "inferwatch_time_to_first_token_seconds_count", priority="standard")
         == 2
     )
 
@@ -120,8 +119,8 @@ def test_exemplars_link_to_captured_traces_and_span_tree(fresh_service: RunningS
         assert r.status_code == 200
         om = c.get("/metrics", headers={"Accept": "application/openmetrics-text; version=1.0.0"})
     assert om.headers["content-type"].startswith("application/openmetrics-text")
+    servers = service.server_spans(3)
     spans = service.spans.get_finished_spans()
-    servers = [s for s in spans if s.kind == SpanKind.SERVER]
     assert len(servers) == 3
     # The client's traceparent is honoured: same trace id, client span as parent.
     chat = next(s for s in servers if s.context.trace_id == int(trace_id, 16))
@@ -282,8 +281,8 @@ def test_streamed_server_span_skips_middle_chunks_yet_ends_with_status(
     layers = middleware_layers(service.app.middleware_stack)
     otel = [m for m in layers if isinstance(m, OpenTelemetryMiddleware)]
     assert len(otel) == 1 and is_installed(otel[0])
+    (server,) = service.server_spans(1)
     spans = service.spans.get_finished_spans()
-    (server,) = [s for s in spans if s.kind == SpanKind.SERVER]
     decode = next(s for s in spans if s.name == "decode")
     assert (server.attributes or {})["http.response.status_code"] == 200
     assert (server.attributes or {})["url.path"] == "/v1/completions"  # stable HTTP semconv

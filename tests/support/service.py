@@ -10,14 +10,16 @@ from dataclasses import dataclass
 import httpx
 import uvicorn
 from fastapi import FastAPI
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
 
 from inference.api.app import create_app
 from inference.backend import Backend
 from inference.engine import EngineConfig, build_engine
 from inference.settings import Settings
+from tests.support.waiting import wait_until
 
 MODEL = "inferwatch-tiny"
 
@@ -41,6 +43,18 @@ class RunningService:
 
     def async_client(self, timeout: float = 30.0) -> httpx.AsyncClient:
         return httpx.AsyncClient(base_url=self.base_url, timeout=timeout)
+
+    def server_spans(self, count: int, timeout: float = 30.0) -> list[ReadableSpan]:
+        """The SERVER spans once `count` have ended. A client has the last byte of an answer
+        slightly before its server span ends, so reading spans right away races."""
+
+        def ended() -> list[ReadableSpan]:
+            return [s for s in self.spans.get_finished_spans() if s.kind == SpanKind.SERVER]
+
+        assert wait_until(lambda: len(ended()) >= count, timeout), (
+            f"{count} server spans never ended"
+        )
+        return ended()
 
     def metrics_text(self) -> str:
         with self.client() as c:

@@ -34,9 +34,7 @@ class ResponseFormat(Protocol):
 
     def opening_chunk(self) -> dict[str, Any] | None: ...
 
-    def chunk(
-        self, text: str, finish_reason: str | None, usage: dict[str, int] | None
-    ) -> dict[str, Any]: ...
+    def chunk(self, text: str, finish_reason: str | None) -> dict[str, Any]: ...
 
     def usage_chunk(self, usage: dict[str, int]) -> dict[str, Any]: ...
 
@@ -74,11 +72,9 @@ class CompletionFormat(_Base):
     def opening_chunk(self) -> dict[str, Any] | None:
         return None
 
-    def chunk(
-        self, text: str, finish_reason: str | None, usage: dict[str, int] | None
-    ) -> dict[str, Any]:
+    def chunk(self, text: str, finish_reason: str | None) -> dict[str, Any]:
         choice = {"index": 0, "text": text, "logprobs": None, "finish_reason": finish_reason}
-        return {**self._envelope(self.object_chunk, [choice]), "usage": usage}
+        return self._envelope(self.object_chunk, [choice])
 
 
 class ChatFormat(_Base):
@@ -99,9 +95,7 @@ class ChatFormat(_Base):
         choice = {"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}
         return self._envelope(self.object_chunk, [choice])
 
-    def chunk(
-        self, text: str, finish_reason: str | None, usage: dict[str, int] | None
-    ) -> dict[str, Any]:
+    def chunk(self, text: str, finish_reason: str | None) -> dict[str, Any]:
         delta = {"content": text} if text else {}
         choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
-        return {**self._envelope(self.object_chunk, [choice]), "usage": usage}
+        return self._envelope(self.object_chunk, [choice])

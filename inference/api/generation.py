@@ -11,7 +11,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from fastapi.responses import JSONResponse, Response
 from starlette.requests import Request
@@ -48,8 +48,9 @@ class Call:
     record: RequestRecord
     request: GenerationRequest
     stream: bool
-    usage_in_stream: bool  # usage on the final chunk (unless include_usage is explicitly false)
-    usage_chunk: bool  # OpenAI's extra usage-only chunk (stream_options.include_usage)
+    # stream_options.include_usage, as OpenAI does it: every chunk carries `"usage": null` and
+    # one usage-only chunk (empty choices) comes last; without it, no usage in the stream.
+    usage_chunk: bool
 
 
 class GenerationService:
@@ -102,7 +103,6 @@ class GenerationService:
             record=record,
             request=greq,
             stream=stream,
-            usage_in_stream=include_usage is not False,
             usage_chunk=include_usage is True,
         )
 
@@ -175,13 +175,13 @@ async def _sse_events(
     try:
         opening = fmt.opening_chunk()
         if opening is not None:
-            yield sse_event(opening)
+            yield sse_event(_with_usage_field(opening, call))
         output = first
         while output is not None:
             if output.finished:
                 break
             if output.text:
-                yield sse_event(fmt.chunk(output.text, None, None))
+                yield sse_event(_chunk(fmt, call, output.text, None))
             output = await tracked.next()
         if tracked.error is not None:
             outcome, status = "failed", 500
@@ -189,11 +189,10 @@ async def _sse_events(
             yield DONE_EVENT
             return
         outcome, status = "completed", 200
-        usage = usage_dict(record.prompt_tokens, record.completion_tokens)
         last_text = output.text if output is not None else ""
-        final_usage = usage if call.usage_in_stream else None
-        yield sse_event(fmt.chunk(last_text, record.finish_reason, final_usage))
+        yield sse_event(_chunk(fmt, call, last_text, record.finish_reason))
         if call.usage_chunk:
+            usage = usage_dict(record.prompt_tokens, record.completion_tokens)
             yield sse_event(fmt.usage_chunk(usage))
         yield DONE_EVENT
     except Exception as exc:  # noqa: BLE001 - headers are out: report in-band, then end
@@ -203,6 +202,16 @@ async def _sse_events(
     finally:
         await tracked.close()
         tracked.end(outcome, status)
+
+
+def _chunk(fmt: ResponseFormat, call: Call, text: str, finish: str | None) -> dict[str, Any]:
+    return _with_usage_field(fmt.chunk(text, finish), call)
+
+
+def _with_usage_field(chunk: dict[str, Any], call: Call) -> dict[str, Any]:
+    if call.usage_chunk:
+        chunk["usage"] = None
+    return chunk
 
 
 def timing_headers(record: RequestRecord) -> dict[str, str]:

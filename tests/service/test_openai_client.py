@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import openai
 import pytest
 
@@ -22,7 +24,34 @@ def test_sync_completion_whole_and_streamed(service: RunningService) -> None:
     )
     chunks = list(stream)
     assert "".join(c.choices[0].text for c in chunks if c.choices) == whole.choices[0].text
-    assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens == 5
+    assert all(c.usage is None for c in chunks)  # none asked for
+
+
+def test_streamed_usage_summed_over_chunks_equals_whole_usage(service: RunningService) -> None:
+    """A client that adds up usage per chunk (as some SDK wrappers do) must count it once."""
+    client = _sync(service)
+    for kind in ("completions", "chat"):
+        if kind == "completions":
+            args: dict[str, Any] = {"prompt": "count me once"}
+            create: Any = client.completions.create
+        else:
+            args = {"messages": [{"role": "user", "content": "count me once"}]}
+            create = client.chat.completions.create
+        whole = create(model=MODEL, max_tokens=6, temperature=0, **args)
+        chunks = list(
+            create(
+                model=MODEL, max_tokens=6, temperature=0, stream=True,
+                stream_options={"include_usage": True}, **args,
+            )
+        )  # fmt: skip
+        with_usage = [c.usage for c in chunks if c.usage is not None]
+        assert len(with_usage) == 1, kind
+        summed = {
+            f: sum(getattr(u, f) for u in with_usage)
+            for f in ("prompt_tokens", "completion_tokens", "total_tokens")
+        }
+        assert whole.usage is not None
+        assert summed == whole.usage.model_dump(include=set(summed)), kind
 
 
 def test_sync_chat_whole_and_streamed_with_usage(service: RunningService) -> None:

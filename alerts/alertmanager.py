@@ -1,12 +1,11 @@
 """Render the Alertmanager 0.25 routing tree, receivers and inhibitions.
 
 Where notifications go (URLs, the webhook's bearer-token file) is deployment data and comes from
-a values file; who gets what (the tree) is policy and lives here, next to the spec.
+a values file (alerts/values.py); who gets what (the tree) is policy and lives here.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -14,28 +13,10 @@ import yaml
 
 from alerts.rules import HEADER
 from alerts.spec import Severity
+from alerts.values import VALUES_PATH, Values, load_values
 
-VALUES_PATH = Path(__file__).resolve().parent / "values.yml"
 WATCHDOG = "InferwatchWatchdog"
 SERVICE_DOWN = "InferwatchServiceDown"
-
-
-@dataclass(frozen=True)
-class Values:
-    pager_url: str
-    ticket_url: str
-    deadmans_switch_url: str
-    service_webhook_url: str
-    service_webhook_credentials_file: str
-
-
-def load_values(path: Path = VALUES_PATH) -> Values:
-    data = yaml.safe_load(Path(path).read_text()) or {}
-    expected = {f.name for f in fields(Values)}
-    missing, unknown = expected - data.keys(), data.keys() - expected
-    if missing or unknown:
-        raise ValueError(f"{path}: missing {sorted(missing)}, unknown {sorted(unknown)}")
-    return Values(**{name: str(data[name]) for name in expected})
 
 
 def _webhook(url: str, send_resolved: bool, **extra: Any) -> dict[str, Any]:

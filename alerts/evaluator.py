@@ -1,8 +1,9 @@
 """The baseline rules of the spec, evaluated in-process over the service's own registry.
 
 The degradation controller must not depend on Prometheus being up, and should react in seconds:
-this runs the same rule (traffic-gated SLI, lagged robust baseline, breach factor, consecutive
-evaluations, cold-start threshold) as alerts/generated/baselines.rules.yml, with the spec's
+this runs the Python half of alerts/baseline.py (traffic-gated SLI, lagged robust baseline, breach
+factor, consecutive evaluations, cold-start threshold), whose PromQL half is
+alerts/generated/baselines.rules.yml, with the spec's
 `in_process` timing (1 s evaluations over 30 s windows) unless told otherwise. With
 `spec.prometheus` timing it reaches the same verdicts as Prometheus on the same samples, which
 tests/alerts/test_evaluator_agreement.py checks against promtool.
@@ -11,17 +12,16 @@ tests/alerts/test_evaluator_agreement.py checks against promtool.
 from __future__ import annotations
 
 import logging
-import math
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from alerts.promql_math import quantile
+from alerts.baseline import BaselineRule, baseline_rules
 from alerts.samples import SampleBuffer, Source, read_source
 from alerts.sli import GroupKey
-from alerts.spec import BaselineSignal, Spec, Timing
+from alerts.spec import Spec, Timing
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +61,7 @@ class Evaluator:
     ) -> None:
         self.spec = spec
         self.timing = timing or spec.in_process
+        self._rules = baseline_rules(spec, self.timing)
         self._source = source
         self._clock = clock
         self._names = frozenset(
@@ -71,14 +72,13 @@ class Evaluator:
         interval_ms = round(self.timing.interval * 1000)
         self._interval_ms = interval_ms
         self._window_ms = round(self.timing.rate_window * 1000)
-        self._offset_ms = round(self.timing.baseline_offset * 1000)
-        self._baseline_ms = round(self.timing.baseline_window * 1000)
         self._for_ms = round(spec.for_s(self.timing) * 1000)
         # Enough samples for one rate window even if step() runs 4x faster than the interval.
         self._buffer = SampleBuffer(
             self._window_ms + interval_ms, 4 * (self._window_ms // interval_ms) + 8
         )
-        history_len = (self._baseline_ms + self._offset_ms) // interval_ms + 2
+        lookback_ms = round((self.timing.baseline_window + self.timing.baseline_offset) * 1000)
+        history_len = lookback_ms // interval_ms + 2
         self._history: dict[tuple[str, GroupKey], deque[tuple[int, float]]] = {}
         self._history_len = history_len
         self._active: dict[tuple[str, str, GroupKey], int] = {}
@@ -104,26 +104,21 @@ class Evaluator:
         return list(self._states)
 
     def _evaluate(self, t_ms: int) -> list[AlertState]:
-        spec = self.spec
-        traffic = spec.traffic.compute(self._buffer, t_ms, self._window_ms)
-        true_now: dict[tuple[str, str, GroupKey], tuple[BaselineSignal, float, float | None]] = {}
-        for signal in spec.baselines:
-            sli = {
-                key: value
-                for key, value in signal.sli.compute(self._buffer, t_ms, self._window_ms).items()
-                if value >= 0 and traffic.get(key, -math.inf) >= spec.min_traffic_rps
-            }  # `>= 0` also drops NaN, as in the recording rule
-            baselines = self._baselines(signal, sli, t_ms)
+        traffic = self.spec.traffic.compute(self._buffer, t_ms, self._window_ms)
+        true_now: dict[tuple[str, str, GroupKey], tuple[BaselineRule, float, float | None]] = {}
+        for rule in self._rules:
+            sli = rule.gate(rule.signal.sli.compute(self._buffer, t_ms, self._window_ms), traffic)
+            baselines = self._baselines(rule, sli, t_ms)
             for key, value in sli.items():
                 baseline = baselines.get(key)
-                if baseline is not None and value > spec.breach_factor * baseline:
-                    true_now[(signal.alert, "baseline", key)] = (signal, value, baseline)
-                elif baseline is None and value > signal.cold_start_threshold:
-                    true_now[(signal.alert, "cold_start", key)] = (signal, value, None)
+                basis = rule.basis(value, baseline)
+                if basis is not None:
+                    true_now[(rule.signal.alert, basis, key)] = (rule, value, baseline)
         self._active = {k: self._active.get(k, t_ms) for k in true_now}
         states = []
-        for (alert, basis, key), (signal, value, baseline) in sorted(true_now.items()):
+        for (alert, basis, key), (rule, value, baseline) in sorted(true_now.items()):
             since = self._active[(alert, basis, key)]
+            labels = rule.labels(basis)
             states.append(
                 AlertState(
                     alert=alert,
@@ -132,34 +127,34 @@ class Evaluator:
                     state="firing" if t_ms - since >= self._for_ms else "pending",
                     value=value,
                     baseline=baseline,
-                    action=signal.action.value,
-                    severity="warning",
+                    action=labels["action"],
+                    severity=labels["severity"],
                     active_since=since / 1000,
                 )
             )
         return states
 
     def _baselines(
-        self, signal: BaselineSignal, sli: dict[GroupKey, float], t_ms: int
+        self, rule: BaselineRule, sli: dict[GroupKey, float], t_ms: int
     ) -> dict[GroupKey, float]:
-        """Record this evaluation's SLI, then the lagged median of each series' history."""
+        """Record this evaluation's SLI, then each series' baseline over its kept history."""
+        alert = rule.signal.alert
         for key, value in sli.items():
-            history = self._history.setdefault((signal.alert, key), deque(maxlen=self._history_len))
+            history = self._history.setdefault((alert, key), deque(maxlen=self._history_len))
             history.append((t_ms, value))
-        end = t_ms - self._offset_ms
-        start = end - self._baseline_ms
+        start, _ = rule.lagged_range_ms(t_ms)
         out = {}
-        for (alert, key), history in list(self._history.items()):
-            if alert != signal.alert:
+        for (name, key), history in list(self._history.items()):
+            if name != alert:
                 continue
-            while history and history[0][0] < start:
+            while history and history[0][0] < start:  # older than any baseline will read
                 history.popleft()
             if not history:
-                del self._history[(alert, key)]
+                del self._history[(name, key)]
                 continue
-            values = [v for t, v in history if t <= end]
-            if len(values) >= self.timing.min_baseline_samples:
-                out[key] = max(signal.floor, quantile(self.spec.baseline_quantile, values))
+            baseline = rule.baseline(history, t_ms)
+            if baseline is not None:
+                out[key] = baseline
         return out
 
     def run_every(

@@ -1,20 +1,31 @@
-"""`alerts.generate:render`, registered in inferwatch/generate.py: every file alerts/ generates."""
+"""`alerts.generate:render`, registered in inferwatch/generate.py: every file alerts/ generates.
+
+All of it lands in alerts/generated/: the rule files (directly there), alertmanager.yml,
+runbooks.md, and the promtool tests in alerts/generated/tests/.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from alerts.alertmanager import render_alertmanager
+from alerts.promtool_cases import render_promtool_tests
 from alerts.rules import render_rules
 from alerts.runbooks import render_runbooks
-from alerts.spec import SPEC
-from alerts.unit_tests import render_unit_tests
+from alerts.spec import SPEC, Spec
+from alerts.values import VALUES_PATH, load_values
 
 GENERATED = "alerts/generated"
 
 
-def render() -> dict[str, str]:
-    rules = render_rules(SPEC, SPEC.prometheus)
-    files = {f"{GENERATED}/{name}": text for name, text in rules.items()}
-    files[f"{GENERATED}/alertmanager.yml"] = render_alertmanager()
-    files["alerts/runbooks.md"] = render_runbooks(SPEC)
-    files.update(render_unit_tests(SPEC))
+def render(spec: Spec = SPEC, values_path: Path = VALUES_PATH) -> dict[str, str]:
+    """{path relative to the repository root: content}; a spec copy renders the same set."""
+    base = load_values(values_path).runbook_url_base
+    files = {
+        f"{GENERATED}/{n}": text for n, text in render_rules(spec, spec.prometheus, base).items()
+    }
+    files[f"{GENERATED}/alertmanager.yml"] = render_alertmanager(values_path)
+    files[f"{GENERATED}/runbooks.md"] = render_runbooks(spec)
+    tests = render_promtool_tests(spec, base)
+    files.update({f"{GENERATED}/tests/{name}": text for name, text in tests.items()})
     return files

@@ -1,15 +1,18 @@
-"""Generate the committed promtool tests in alerts/tests/ from the spec.
+"""The committed promtool tests (alerts/generated/tests/) as cases stated from the rule design.
 
 Expectations come from the rule design, not from running the rules: "pending at the first
 evaluation above 1.5x, firing at the third", "silent at 1.4x", and so on. The synthetic inputs are
-built so that the design fixes those evaluation times (see alerts/synthetic.py).
+built so that the design fixes those evaluation times (see alerts/synthetic.py). Every baseline
+signal of the spec gets its own file, named after the signal.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from alerts.promtool_tests import (
+from alerts.baseline import ON, BaselineRule, traffic_record
+from alerts.promql_text import duration
+from alerts.promtool_format import (
     alert_test,
     expected_alert,
     expr_test,
@@ -18,20 +21,12 @@ from alerts.promtool_tests import (
     series_values,
     unit_test_file,
 )
-from alerts.rules import baseline_record, baselines_group, guards_group, sli_record, slos_group
-from alerts.sli import duration
+from alerts.rules import BURN_ALERT, baselines_group, guards_group, slos_group
 from alerts.spec import REQUESTS, SERVICE_JOB, TTFT, BaselineSignal, Spec
 from alerts.synthetic import STEP_S, TARGET, build, scenarios
 
 STEP_AT = 5400  # the baseline exists from 45 min; steps come at 1h30m
-SHORT_NAMES = {
-    "InferwatchTimeToFirstTokenAboveBaseline": "ttft",
-    "InferwatchRequestLatencyAboveBaseline": "request_latency",
-    "InferwatchErrorRatioAboveBaseline": "error_ratio",
-    "InferwatchQueueDepthAboveBaseline": "queue_depth",
-    "InferwatchQueueWaitAboveBaseline": "queue_wait",
-}
-_ON = "on(instance, job, model)"
+RULES_DIR = ".."  # the test files sit in tests/ below the rule files
 
 
 def _rule(rules: list[dict], alert: str, **labels: str) -> dict:
@@ -56,20 +51,25 @@ def _test(name: str, series: dict, alerts: list, exprs: list) -> dict[str, Any]:
     }
 
 
-def baseline_tests(spec: Spec, signal: BaselineSignal) -> str:
+def baseline_test_file(signal: BaselineSignal) -> str:
+    return f"baseline_{signal.short_name}.test.yml"
+
+
+def baseline_tests(spec: Spec, signal: BaselineSignal, runbook_url_base: str) -> str:
     timing = spec.prometheus
-    rules = baselines_group(spec, timing)["rules"]
+    rules = baselines_group(spec, timing, runbook_url_base)["rules"]
     dynamic = _rule(rules, signal.alert, basis="baseline")
     cold = _rule(rules, signal.alert, basis="cold_start")
     target = dict(TARGET)
-    sli, base, name = sli_record(signal, timing), baseline_record(signal, timing), signal.alert
-    ratio = f"{sli} / {_ON} {base}"
+    rule = BaselineRule(spec, signal, timing)
+    sli, base, name = rule.sli_record, rule.baseline_record, signal.alert
+    ratio = f"{sli} / {ON} {base}"
     cases = scenarios(signal, STEP_AT)
     t, i = STEP_AT, timing.interval
     state = {"alertname": name, **target, **dynamic["labels"]}
     end_14 = cases["step_1_4x"].duration_s
     return unit_test_file(
-        ["../generated/baselines.rules.yml"],
+        [f"{RULES_DIR}/baselines.rules.yml"],
         timing.interval,
         [
             _test(
@@ -120,7 +120,7 @@ def baseline_tests(spec: Spec, signal: BaselineSignal) -> str:
                 [
                     expr_test(
                         3600,
-                        f"model:inferwatch_requests:rate5m < bool {spec.min_traffic_rps}",
+                        f"{traffic_record(spec, timing)} < bool {spec.min_traffic_rps}",
                         [(target, 1)],
                     ),
                     expr_test(3600, sli, []),
@@ -158,16 +158,15 @@ def _counter(name: str, labels: dict[str, str], per_minute: list[tuple[int, floa
             "values": series_values(values)}  # fmt: skip
 
 
-def slo_tests(spec: Spec) -> str:
+def slo_tests(spec: Spec, runbook_url_base: str) -> str:
     timing = spec.prometheus
-    rules = slos_group(spec, timing)["rules"]
+    rules = slos_group(spec, timing, runbook_url_base)["rules"]
     svc = {"job": SERVICE_JOB, "model": "m1"}
     base = {"instance": "127.0.0.1:8000", **svc, "priority": "standard"}
 
     def burns(slo: str, *longs: str) -> list[dict]:
         return [
-            expected_alert(_rule(rules, "InferwatchErrorBudgetBurn", slo=slo, long_window=w), svc)
-            for w in longs
+            expected_alert(_rule(rules, BURN_ALERT, slo=slo, long_window=w), svc) for w in longs
         ]
 
     def availability(name: str, phases: list[tuple[int, float]], at: int, fired: list[str]):
@@ -181,9 +180,7 @@ def slo_tests(spec: Spec) -> str:
             "name": name,
             "interval": "1m",
             "input_series": series,
-            "alert_rule_test": [
-                alert_test(at, "InferwatchErrorBudgetBurn", burns("availability", *fired))
-            ],
+            "alert_rule_test": [alert_test(at, BURN_ALERT, burns("availability", *fired))],
         }
 
     minutes = 15
@@ -208,16 +205,16 @@ def slo_tests(spec: Spec) -> str:
             "interval": "1m",
             "input_series": ttft_series,
             "alert_rule_test": [
-                alert_test(600, "InferwatchErrorBudgetBurn", burns("ttft", "1h", "6h", "3d"))
+                alert_test(600, BURN_ALERT, burns("ttft", "1h", "6h", "3d"))
             ],
         },
     ]  # fmt: skip
-    return unit_test_file(["../generated/slos.rules.yml"], timing.interval, tests)
+    return unit_test_file([f"{RULES_DIR}/slos.rules.yml"], timing.interval, tests)
 
 
-def guard_tests(spec: Spec) -> str:
+def guard_tests(spec: Spec, runbook_url_base: str) -> str:
     timing = spec.prometheus
-    rules = guards_group(spec, timing)["rules"]
+    rules = guards_group(spec, timing, runbook_url_base)["rules"]
     host = {"instance": "127.0.0.1:8000", "job": SERVICE_JOB}
     gpu = {**host, "gpu": "0", "uuid": "GPU-1"}
 
@@ -281,14 +278,15 @@ def guard_tests(spec: Spec) -> str:
             ),
         },
     ]
-    return unit_test_file(["../generated/guards.rules.yml"], timing.interval, tests)
+    return unit_test_file([f"{RULES_DIR}/guards.rules.yml"], timing.interval, tests)
 
 
-def render_unit_tests(spec: Spec) -> dict[str, str]:
+def render_promtool_tests(spec: Spec, runbook_url_base: str) -> dict[str, str]:
+    """{file name: YAML}, for the tests/ folder below the rule files."""
     files = {
-        f"alerts/tests/baseline_{SHORT_NAMES[s.alert]}.test.yml": baseline_tests(spec, s)
-        for s in spec.baselines
+        baseline_test_file(signal): baseline_tests(spec, signal, runbook_url_base)
+        for signal in spec.baselines
     }
-    files["alerts/tests/slo_burn.test.yml"] = slo_tests(spec)
-    files["alerts/tests/guards.test.yml"] = guard_tests(spec)
+    files["slo_burn.test.yml"] = slo_tests(spec, runbook_url_base)
+    files["guards.test.yml"] = guard_tests(spec, runbook_url_base)
     return files

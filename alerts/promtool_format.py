@@ -1,8 +1,8 @@
-"""Write promtool unit tests: input series in promtool's notation, expected alerts with annotations.
+"""promtool's unit-test file format: input series in its notation, expected alerts, the file.
 
-Used twice: to generate the committed alerts/tests/*.test.yml (expectations stated from the rule
-design: "fires at the 3rd evaluation above 1.5x"), and by the agreement test, whose expectations
-are the in-process evaluator's verdicts.
+Used twice: by promtool_cases.py for the committed alerts/generated/tests/*.test.yml
+(expectations stated from the rule design: "fires at the 3rd evaluation above 1.5x"), and by the
+agreement test, whose expectations are the in-process evaluator's verdicts.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from typing import Any
 
 import yaml
 
+from alerts.promql_text import duration
 from alerts.samples import Labels
-from alerts.sli import duration
 
 Rule = dict[str, Any]
 _TEMPLATE = re.compile(r"\{\{\s*\$labels\.(\w+)\s*\}\}")

@@ -38,169 +38,170 @@ _WEBHOOK_ONLY = (
 
 RUNBOOKS: dict[str, Runbook] = {
     "InferwatchTimeToFirstTokenAboveBaseline": Runbook(
-        "Users wait noticeably longer for the first token than they did an hour ago: "
+        meaning="Users wait noticeably longer for the first token than they did an hour ago: "
         "prefill is contended (long prompts, a burst, preemptions) or requests queue.",
-        (
+        first_checks=(
             "Compare queue wait and TTFT panels: queueing means too little capacity.",
             "Look at prompt-token rate and prefix-cache hit ratio for a change in workload.",
             "Open an exemplar of a slow bucket to see the trace's queue/prefill spans.",
         ),
-        SERVICE_DASHBOARD,
-        _CONTROLLER,
+        dashboard=SERVICE_DASHBOARD,
+        automation=_CONTROLLER,
     ),
     "InferwatchRequestLatencyAboveBaseline": Runbook(
-        "The slowest 1% of requests take much longer end to end than an hour ago: longer "
+        meaning="The slowest 1% of requests take much longer end to end than an hour ago: longer "
         "generations, slower decode steps, or preemptions.",
-        (
+        first_checks=(
             "Check generation-token rate and max_tokens caps: longer answers are expected "
             "to be slower.",
             "Check engine step duration (decode) and batch size, and preemptions.",
             "Check GPU clock-event (throttle) reasons and temperature.",
         ),
-        SERVICE_DASHBOARD,
-        _CONTROLLER,
+        dashboard=SERVICE_DASHBOARD,
+        automation=_CONTROLLER,
     ),
     "InferwatchErrorRatioAboveBaseline": Runbook(
-        "More requests fail than usual for this model. Rejections (shedding, full queue) "
+        meaning="More requests fail than usual for this model. Rejections (shedding, full queue) "
         "are not failures here, so the controller's own shedding cannot feed this alert.",
-        (
+        first_checks=(
             "Read the service log lines with outcome=failed for the error kind.",
             "Check GPU up/XID errors and KV-cache exhaustion around the start.",
             "Check for a deploy or a new client sending unusual requests.",
         ),
-        SERVICE_DASHBOARD,
-        _CONTROLLER,
+        dashboard=SERVICE_DASHBOARD,
+        automation=_CONTROLLER,
     ),
     "InferwatchQueueDepthAboveBaseline": Runbook(
-        "More requests wait than usual: arrivals exceed what the engine completes.",
-        (
+        meaning="More requests wait than usual: arrivals exceed what the engine completes.",
+        first_checks=(
             "Compare request rate per priority with an hour ago.",
             "Check KV-cache usage: a full cache stops admission even with an idle GPU.",
             "Check the admission concurrency limit and the degradation level.",
         ),
-        SERVICE_DASHBOARD,
-        _CONTROLLER,
+        dashboard=SERVICE_DASHBOARD,
+        automation=_CONTROLLER,
     ),
     "InferwatchQueueWaitAboveBaseline": Runbook(
-        "Requests wait longer to be scheduled than usual.",
-        (
+        meaning="Requests wait longer to be scheduled than usual.",
+        first_checks=(
             "Check the oldest waiting request's age per priority: starvation of batch "
             "traffic is expected under shedding; premium waiting is not.",
             "Check KV-cache usage and preemptions.",
         ),
-        SERVICE_DASHBOARD,
-        _CONTROLLER,
+        dashboard=SERVICE_DASHBOARD,
+        automation=_CONTROLLER,
     ),
     "InferwatchGPUSaturated": Runbook(
-        "A GPU has been more than 90% busy for a minute: no headroom for a burst.",
-        (
+        meaning="A GPU has been more than 90% busy for a minute: no headroom for a burst.",
+        first_checks=(
             "Check request rate and tokens per second against capacity.",
             "Check whether one model or priority dominates.",
         ),
-        GPU_DASHBOARD,
-        _WEBHOOK_ONLY,
+        dashboard=GPU_DASHBOARD,
+        automation=_WEBHOOK_ONLY,
     ),
     "InferwatchKVCacheSaturated": Runbook(
-        "The KV cache is more than 90% full: new sequences will preempt running ones.",
-        (
+        meaning="The KV cache is more than 90% full: new sequences will preempt running ones.",
+        first_checks=(
             "Check preemptions and average sequence length.",
             "Check the prefix-cache hit ratio: a drop means more blocks per request.",
         ),
-        ENGINE_DASHBOARD,
-        _WEBHOOK_ONLY,
+        dashboard=ENGINE_DASHBOARD,
+        automation=_WEBHOOK_ONLY,
     ),
     "InferwatchQueueDepthHigh": Runbook(
-        "More than 100 requests wait, whatever the baseline says.",
-        (
+        meaning="More than 100 requests wait, whatever the baseline says.",
+        first_checks=(
             "Same checks as InferwatchQueueDepthAboveBaseline.",
             "If it persists while shedding, add replicas (KEDA scales on queue depth).",
         ),
-        SERVICE_DASHBOARD,
-        _WEBHOOK_ONLY,
+        dashboard=SERVICE_DASHBOARD,
+        automation=_WEBHOOK_ONLY,
     ),
     "InferwatchRequestLatencyHigh": Runbook(
-        "p99 end-to-end latency has been above the static 1.5 s guard for 2 minutes.",
-        (
+        meaning="p99 end-to-end latency has been above the static 1.5 s guard for 2 minutes.",
+        first_checks=(
             "Check whether max_tokens grew (long answers are slow by design).",
             "Follow InferwatchRequestLatencyAboveBaseline's checks.",
         ),
-        SERVICE_DASHBOARD,
-        "None: this is a ticket. The baseline alert carries the action.",
+        dashboard=SERVICE_DASHBOARD,
+        automation="None: this is a ticket. The baseline alert carries the action.",
     ),
     "InferwatchErrorRatioHigh": Runbook(
-        "More than 5% of requests have failed for 3 evaluations: users see errors now.",
-        (
+        meaning="More than 5% of requests have failed for 3 evaluations: users see errors now.",
+        first_checks=(
             "Read the failing requests' log lines and traces.",
             "Check GPU up and XID errors; roll back a recent deploy.",
         ),
-        SERVICE_DASHBOARD,
-        "None beyond the baseline alert's `tighten_concurrency`; this one pages a human.",
+        dashboard=SERVICE_DASHBOARD,
+        automation="None beyond the baseline alert's `tighten_concurrency`; this one pages a "
+        "human.",
     ),
     "InferwatchHostCPUHigh": Runbook(
-        "The host CPU has been more than 85% busy for 5 minutes; tokenisation and the "
+        meaning="The host CPU has been more than 85% busy for 5 minutes; tokenisation and the "
         "event loop slow down every request.",
-        ("Check the process CPU of the service and of other processes.",),
-        GPU_DASHBOARD,
-        "None: ticket.",
+        first_checks=("Check the process CPU of the service and of other processes.",),
+        dashboard=GPU_DASHBOARD,
+        automation="None: ticket.",
     ),
     "InferwatchResourceUsageHigh": Runbook(
-        "GPU or host memory (label `resource`) has been more than 80% used for 10 minutes.",
-        (
+        meaning="GPU or host memory (label `resource`) has been more than 80% used for 10 minutes.",
+        first_checks=(
             "GPU memory: check the KV-cache block count against the card.",
             "Host memory: check the service's resident memory for growth.",
         ),
-        GPU_DASHBOARD,
-        "None: ticket.",
+        dashboard=GPU_DASHBOARD,
+        automation="None: ticket.",
     ),
     "InferwatchErrorBudgetBurn": Runbook(
-        "The SLO in label `slo` burns its error budget too fast, over both windows in "
+        meaning="The SLO in label `slo` burns its error budget too fast, over both windows in "
         "labels `long_window`/`short_window`. At 14.4x a 30-day budget lasts about 2 days "
         "(2% spent in the hour), at 6x 5 days (5% in 6 h): both page. At 1x over 3 days it "
         "is a ticket (10% of the budget spent).",
-        (
+        first_checks=(
             "availability: failed requests and server-side refusals (queue_full, shed, "
             "circuit_open); see which reason dominates.",
             "ttft: share of requests whose first token took longer than 1 s.",
             "Check the baseline and static alerts firing for the same model: they say why.",
         ),
-        SLO_DASHBOARD,
-        "None directly; the baseline alerts behind the burn carry actions.",
+        dashboard=SLO_DASHBOARD,
+        automation="None directly; the baseline alerts behind the burn carry actions.",
     ),
     "InferwatchServiceDown": Runbook(
-        "Prometheus cannot scrape the service (`up == 0`) or has no target for it at all. "
+        meaning="Prometheus cannot scrape the service (`up == 0`) or has no target for it at all. "
         "Every per-model alert of that instance is inhibited meanwhile.",
-        (
+        first_checks=(
             "Is the process running? Read its last log lines.",
             "Is /metrics answering (curl it) and is the scrape config right?",
         ),
-        SERVICE_DASHBOARD,
-        "None: nothing in the service can act when it is down.",
+        dashboard=SERVICE_DASHBOARD,
+        automation="None: nothing in the service can act when it is down.",
     ),
     "InferwatchGPUDown": Runbook(
-        "NVML fails on a host that reported a working GPU in the last 6 hours: the GPU "
+        meaning="NVML fails on a host that reported a working GPU in the last 6 hours: the GPU "
         "fell off the bus, the driver crashed, or XID errors took it out.",
-        (
+        first_checks=(
             "Check XID error counters and the kernel log.",
             "Check ECC errors; drain the node if the GPU does not come back.",
         ),
-        GPU_DASHBOARD,
-        "None.",
+        dashboard=GPU_DASHBOARD,
+        automation="None.",
     ),
     "InferwatchDegradationActive": Runbook(
-        "The degradation controller has been above level 0 for 30 minutes: protection has "
+        meaning="The degradation controller has been above level 0 for 30 minutes: protection has "
         "become the normal state, so capacity does not match demand.",
-        (
+        first_checks=(
             "Check which trigger (local, alertmanager, manual) raised the level.",
             "Add capacity or lower demand; check that the triggering alert still fires.",
         ),
-        ENGINE_DASHBOARD,
-        "The controller steps down by itself after its cooldown once triggers clear.",
+        dashboard=ENGINE_DASHBOARD,
+        automation="The controller steps down by itself after its cooldown once triggers clear.",
     ),
     "InferwatchWatchdog": Runbook(
-        "Always firing. It goes to the dead-man's switch, which pages when it stops "
+        meaning="Always firing. It goes to the dead-man's switch, which pages when it stops "
         "hearing it: Prometheus, Alertmanager or the network between them is broken.",
-        ("Nothing to do while it fires; it must never be silenced.",),
-        SLO_DASHBOARD,
-        "None.",
+        first_checks=("Nothing to do while it fires; it must never be silenced.",),
+        dashboard=SLO_DASHBOARD,
+        automation="None.",
     ),
 }

@@ -1,13 +1,16 @@
-"""Render alerts/runbooks.md: one section per alert, with its rule facts taken from the spec.
+"""Render alerts/generated/runbooks.md: one section per alert, with its rule facts from the spec.
 
 The heading of each section is the alert name, so GitHub's anchor is the lower-cased name and
-every `runbook_url` (one pattern + lower-cased name) lands on it.
+every `runbook_url` (values.yml's base + lower-cased name) lands on it. The prose comes from
+runbook_entries.py; an alert without an entry still gets its section (facts, and a note that the
+prose is missing), so a new signal never breaks `inferwatch generate`.
 """
 
 from __future__ import annotations
 
-from alerts.rules import baseline_record, number, sli_record
-from alerts.sli import duration
+from alerts.baseline import BaselineRule
+from alerts.promql_text import duration, number
+from alerts.rules import BURN_ALERT
 from alerts.spec import Spec
 
 DETECTION_DELAY = """\
@@ -26,8 +29,9 @@ the interpolated quantile is `2b (1 + (f - (1 - q)) / f)`, so it crosses {factor
 With {interval} scrapes and evaluations the first evaluation after the step already holds 30 s of
 new requests (10% of the window), so both cross there, and the alert fires 2 evaluations later:
 **{delay} after the step** when the step lands on a scrape (up to one more interval, {interval},
-when it falls between evaluations). The first test of `alerts/tests/baseline_ttft.test.yml` (a 2x
-step at 1h30m) shows it: absent at step + {pending_at}, firing at step + {delay}.
+when it falls between evaluations). The first test of
+`alerts/generated/tests/baseline_time_to_first_token.test.yml` (a 2x step at 1h30m) shows it:
+absent at step + {pending_at}, firing at step + {delay}.
 
 A step in a ratio (errors) moves the SLI linearly, `1 + (k - 1) f` for a k-fold step, so a 2x
 error step must fill more than half the window (f > 0.5: the first evaluation past 2.5 min) and
@@ -37,16 +41,23 @@ reacts within seconds.
 """
 
 
+NO_ENTRY = (
+    "No runbook entry yet: add one for this alert to alerts/runbook_entries.py. The rule "
+    "facts below are generated from the spec."
+)
+
+
 def _facts(spec: Spec) -> dict[str, list[str]]:
     """Per alert name: the rule facts a responder needs next to the prose."""
     timing = spec.prometheus
     facts: dict[str, list[str]] = {}
     for signal in spec.baselines:
+        rule = BaselineRule(spec, signal, timing)
         facts[signal.alert] = [
-            f"SLI: `{sli_record(signal, timing)}` = "
+            f"SLI: `{rule.sli_record}` = "
             f"`{signal.sli.promql(duration(timing.rate_window))}`, "
             f"only where the model serves >= {number(spec.min_traffic_rps)} req/s.",
-            f"Baseline: `{baseline_record(signal, timing)}`, the median of the SLI over "
+            f"Baseline: `{rule.baseline_record}`, the median of the SLI over "
             f"{duration(timing.baseline_window)} ending {duration(timing.baseline_offset)} ago "
             f"(lagged, so the anomaly does not raise its own bar), floored at "
             f"{number(signal.floor)}{signal.unit}, and only once "
@@ -62,14 +73,14 @@ def _facts(spec: Spec) -> dict[str, list[str]]:
             f"`{guard.expr}` for {duration(guard.for_s) if guard.for_s else '0s'}, severity "
             f"{guard.severity.value}{', ' + labels if labels else ''}."
         )
-    burn = facts.setdefault("InferwatchErrorBudgetBurn", [])
+    burn = facts.setdefault(BURN_ALERT, [])
     for slo in spec.slos:
         burn.append(
             f"SLO `{slo.name}`: objective {number(slo.objective)}, bad events = {slo.what}."
         )
     for window in spec.burn_windows:
         burn.append(
-            f"{number(window.burn)}x over {duration(window.long_s)} and "
+            f"{number(window.burn_rate)}x over {duration(window.long_s)} and "
             f"{duration(window.short_s)}: severity {window.severity.value}."
         )
     return facts
@@ -101,11 +112,18 @@ def render_runbooks(spec: Spec) -> str:
             ip_window=duration(spec.in_process.rate_window),
         ),
     ]
-    for name, book in spec.runbooks.items():
-        lines += [f"## {name}", "", f"**Meaning.** {book.meaning}", ""]
-        lines += [f"- {fact}" for fact in facts.get(name, [])]
-        lines += ["", "**First checks.**", ""]
-        lines += [f"{i}. {check}" for i, check in enumerate(book.first_checks, 1)]
-        lines += ["", f"**Dashboard.** {book.dashboard}", "", f"**Automation.** {book.automation}"]
+    stale = sorted(spec.runbooks.keys() - facts.keys())
+    if stale:
+        raise ValueError(f"runbook entries for alerts the spec does not have: {stale}")
+    # Written entries in their own order, then the alerts still waiting for one.
+    for name in [*spec.runbooks, *(n for n in facts if n not in spec.runbooks)]:
+        book = spec.runbooks.get(name)
+        lines += [f"## {name}", "", f"**Meaning.** {book.meaning if book else NO_ENTRY}", ""]
+        lines += [f"- {fact}" for fact in facts[name]]
+        if book is not None:
+            lines += ["", "**First checks.**", ""]
+            lines += [f"{i}. {check}" for i, check in enumerate(book.first_checks, 1)]
+            lines += ["", f"**Dashboard.** {book.dashboard}"]
+            lines += ["", f"**Automation.** {book.automation}"]
         lines.append("")
     return "\n".join(lines)

@@ -16,21 +16,6 @@ from alerts.samples import Labels, SampleBuffer
 GroupKey = tuple[tuple[str, str], ...]  # the `by` labels of one output series
 
 
-def duration(seconds: float) -> str:
-    """Prometheus duration text: 300 -> 5m, 259200 -> 3d, 8640 -> 2h24m."""
-    ms = round(seconds * 1000)
-    if ms <= 0:
-        return "0s"
-    parts = []
-    for unit, size in (("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000)):
-        if ms >= size:
-            parts.append(f"{ms // size}{unit}")
-            ms %= size
-    if ms:
-        parts.append(f"{ms}ms")
-    return "".join(parts)
-
-
 def group_key(labels: Labels, by: tuple[str, ...]) -> GroupKey:
     values = dict(labels)
     return tuple((name, values[name]) for name in sorted(by) if values.get(name))
@@ -66,7 +51,7 @@ class SLI(Protocol):
     def compute(self, buffer: SampleBuffer, t_ms: int, window_ms: int) -> dict[GroupKey, float]: ...
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class HistogramQuantile:
     """histogram_quantile(q) of a classic histogram's rate, summed over everything but `by`."""
 
@@ -99,7 +84,7 @@ class HistogramQuantile:
         return {key: bucket_quantile(self.q, pairs) for key, pairs in buckets.items()}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class CounterRatio:
     """Share of a counter's rate whose `label` is `value`; 0 (not absent) when none are."""
 
@@ -132,7 +117,7 @@ class CounterRatio:
         return {key: _divide(numerator[key], denominator[key]) for key in denominator}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class CounterRate:
     """Per-second rate of a counter, summed by `by`: the traffic every SLI is gated on."""
 
@@ -152,7 +137,7 @@ class CounterRate:
         return _sum_by(_rates(buffer, self.metric, t_ms, window_ms), self.by)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class GaugeSum:
     """A live gauge summed by `by` (the window does not apply: the newest sample counts)."""
 

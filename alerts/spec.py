@@ -7,6 +7,7 @@ written here once, so the page, the ticket and the degradation controller cannot
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -21,7 +22,6 @@ PER_SERVICE_MODEL = ("job", "model")
 SERVICE_JOB = "inferwatch"
 # Below this a model is idle: its SLIs are undefined, so nothing alerts on 2 requests at night.
 MIN_TRAFFIC_RPS = 0.1
-RUNBOOK_URL = "https://github.com/inferwatch/inferwatch/blob/main/alerts/runbooks.md#{anchor}"
 
 
 class Severity(StrEnum):
@@ -39,7 +39,7 @@ class Action(StrEnum):
     TIGHTEN_CONCURRENCY = "tighten_concurrency"  # lower the admission concurrency limit
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Timing:
     """Time parameters of one evaluation engine (seconds).
 
@@ -61,23 +61,27 @@ class Timing:
 # Rule groups every 30 s; SLIs over 5 m; baseline = median of the hour before the last 15 min,
 # defined once 30 min of it exist (60 samples).
 PROMETHEUS_TIMING = Timing(
-    "prometheus", interval=30, rate_window=300, baseline_window=3600, baseline_offset=900,
+    name="prometheus", interval=30, rate_window=300, baseline_window=3600, baseline_offset=900,
     min_baseline_samples=60,
 )  # fmt: skip
 # The service's own loop: every 1 s over 30 s windows (30 samples per window, as 10 scrapes per
 # 5 m window are for Prometheus); baseline = median of the 10 min before the last minute, defined
 # once 5 min of it exist. Same breach factor, same 3 consecutive evaluations (for 2 s).
 IN_PROCESS_TIMING = Timing(
-    "in_process", interval=1, rate_window=30, baseline_window=600, baseline_offset=60,
+    name="in_process", interval=1, rate_window=30, baseline_window=600, baseline_offset=60,
     min_baseline_samples=300,
 )  # fmt: skip
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class BaselineSignal:
-    """An SLI that alerts when it exceeds `breach_factor` x its own lagged median."""
+    """An SLI that alerts when it exceeds `breach_factor` x its own lagged median.
 
-    alert: str
+    Adding one to `BASELINES` is the whole change: its rules, runbook section, promtool tests
+    and in-process evaluation all follow from this record.
+    """
+
+    alert: str  # Inferwatch<What>AboveBaseline
     sli: SLI
     floor: float  # the baseline never drops below this, so near-zero baselines do not flap
     cold_start_threshold: float  # static threshold while no baseline exists yet
@@ -85,8 +89,33 @@ class BaselineSignal:
     what: str  # human name of the SLI, used in annotations
     unit: str
 
+    def __post_init__(self) -> None:
+        _alert_middle(self.alert)  # a misnamed alert fails here, not in a renderer
 
-@dataclass(frozen=True)
+    @property
+    def short_name(self) -> str:
+        """The alert name's middle in snake case, for file names: no second registry to update.
+
+        InferwatchKVCacheUsageAboveBaseline -> kv_cache_usage.
+        """
+        return _WORD_BREAK.sub("_", _alert_middle(self.alert)).lower()
+
+
+_BASELINE_ALERT = re.compile(r"Inferwatch([A-Z][A-Za-z0-9]*)AboveBaseline")
+
+
+def _alert_middle(alert: str) -> str:
+    match = _BASELINE_ALERT.fullmatch(alert)
+    if match is None:
+        raise ValueError(f"{alert}: baseline alerts are named {_BASELINE_ALERT.pattern}")
+    return match.group(1)
+
+
+# Before an upper-case letter that follows a lower-case one or starts a word after an acronym.
+_WORD_BREAK = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
+
+
+@dataclass(frozen=True, kw_only=True)
 class Alert:
     """A PromQL-only alert: static guards, hard failures, Watchdog."""
 
@@ -99,15 +128,17 @@ class Alert:
     labels: tuple[tuple[str, str], ...] = ()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class BurnWindow:
+    """Alert when the bad-event ratio is above `burn_rate` x the budget over both windows."""
+
     long_s: float
     short_s: float
-    burn: float
+    burn_rate: float
     severity: Severity
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class SLO:
     """A ratio of bad to all events; `bad`/`total` are PromQL templates over `{window}`."""
 
@@ -121,7 +152,7 @@ class SLO:
     what: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Spec:
     baselines: tuple[BaselineSignal, ...]
     slos: tuple[SLO, ...]
@@ -149,13 +180,15 @@ REJECTIONS = "inferwatch_request_rejections_total"
 _BY = ", ".join(PER_MODEL)
 _UP = f'up{{job="{SERVICE_JOB}"}}'
 
-_TRAFFIC = CounterRate(REQUESTS, PER_MODEL)
-_ERROR_RATIO = CounterRatio(REQUESTS, "outcome", "failed", "error_ratio", PER_MODEL)
+_TRAFFIC = CounterRate(metric=REQUESTS, by=PER_MODEL)
+_ERROR_RATIO = CounterRatio(
+    metric=REQUESTS, label="outcome", value="failed", op="error_ratio", by=PER_MODEL
+)
 
 BASELINES = (
     BaselineSignal(
         alert="InferwatchTimeToFirstTokenAboveBaseline",
-        sli=HistogramQuantile(TTFT, 0.95, PER_MODEL),
+        sli=HistogramQuantile(metric=TTFT, q=0.95, by=PER_MODEL),
         floor=0.05,
         cold_start_threshold=2.0,
         action=Action.SHED_LOW_PRIORITY,
@@ -164,7 +197,7 @@ BASELINES = (
     ),
     BaselineSignal(
         alert="InferwatchRequestLatencyAboveBaseline",
-        sli=HistogramQuantile(DURATION, 0.99, PER_MODEL),
+        sli=HistogramQuantile(metric=DURATION, q=0.99, by=PER_MODEL),
         floor=0.5,
         cold_start_threshold=10.0,
         action=Action.CAP_TOKENS,
@@ -182,7 +215,7 @@ BASELINES = (
     ),
     BaselineSignal(
         alert="InferwatchQueueDepthAboveBaseline",
-        sli=GaugeSum("inferwatch_queue_depth", PER_MODEL),
+        sli=GaugeSum(metric="inferwatch_queue_depth", by=PER_MODEL),
         floor=5.0,
         cold_start_threshold=50.0,
         action=Action.SHED_LOW_PRIORITY,
@@ -191,7 +224,7 @@ BASELINES = (
     ),
     BaselineSignal(
         alert="InferwatchQueueWaitAboveBaseline",
-        sli=HistogramQuantile(QUEUE_WAIT, 0.95, PER_MODEL),
+        sli=HistogramQuantile(metric=QUEUE_WAIT, q=0.95, by=PER_MODEL),
         floor=0.05,
         cold_start_threshold=2.0,
         action=Action.SHED_LOW_PRIORITY,
@@ -234,9 +267,9 @@ SLOS = (
 )
 
 BURN_WINDOWS = (
-    BurnWindow(3600, 300, 14.4, Severity.CRITICAL),
-    BurnWindow(6 * 3600, 1800, 6.0, Severity.CRITICAL),
-    BurnWindow(3 * 86400, 6 * 3600, 1.0, Severity.WARNING),
+    BurnWindow(long_s=3600, short_s=300, burn_rate=14.4, severity=Severity.CRITICAL),
+    BurnWindow(long_s=6 * 3600, short_s=1800, burn_rate=6.0, severity=Severity.CRITICAL),
+    BurnWindow(long_s=3 * 86400, short_s=6 * 3600, burn_rate=1.0, severity=Severity.WARNING),
 )
 
 _MODEL_ON_INSTANCE = "model {{ $labels.model }} on {{ $labels.instance }}"

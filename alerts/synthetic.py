@@ -165,13 +165,38 @@ def scenarios(signal: BaselineSignal, step_at_s: int = 5400) -> dict[str, Scenar
     """The cases both promtool and the evaluator run; the step comes once a baseline exists."""
     after = step_at_s + 1200
     return {
-        "steady": Scenario("steady", (Phase(0, 1.0),), after),
-        "step": Scenario("step", (Phase(0, 1.0), Phase(step_at_s, step_level(signal))), after),
-        "step_2x": Scenario("step_2x", (Phase(0, 1.0), Phase(step_at_s, 2.0)), after),
-        "step_1_4x": Scenario("step_1_4x", (Phase(0, 1.0), Phase(step_at_s, 1.4)), after + 1800),
-        "noise_30pct": Scenario("noise_30pct", (Phase(0, 1.0, noise=0.3),), 7 * 3600),
-        "low_traffic": Scenario(
-            "low_traffic", (Phase(0, _low_traffic_level(signal), LOW_REQUESTS_PER_STEP),), 7200
+        "steady": Scenario(name="steady", phases=(Phase(start_s=0, level=1.0),), duration_s=after),
+        "step": Scenario(
+            name="step",
+            phases=(
+                Phase(start_s=0, level=1.0),
+                Phase(start_s=step_at_s, level=step_level(signal)),
+            ),
+            duration_s=after,
         ),
-        "cold_start": Scenario("cold_start", (Phase(0, cold_level(signal)),), 900),
+        "step_2x": Scenario(
+            name="step_2x",
+            phases=(Phase(start_s=0, level=1.0), Phase(start_s=step_at_s, level=2.0)),
+            duration_s=after,
+        ),
+        "step_1_4x": Scenario(
+            name="step_1_4x",
+            phases=(Phase(start_s=0, level=1.0), Phase(start_s=step_at_s, level=1.4)),
+            duration_s=after + 1800,
+        ),
+        "noise_30pct": Scenario(
+            name="noise_30pct",
+            phases=(Phase(start_s=0, level=1.0, noise=0.3),),
+            duration_s=7 * 3600,
+        ),
+        "low_traffic": Scenario(
+            name="low_traffic",
+            phases=(
+                Phase(start_s=0, level=_low_traffic_level(signal), requests=LOW_REQUESTS_PER_STEP),
+            ),
+            duration_s=7200,
+        ),
+        "cold_start": Scenario(
+            name="cold_start", phases=(Phase(start_s=0, level=cold_level(signal)),), duration_s=900
+        ),
     }

@@ -12,13 +12,13 @@ import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from alerts.metric_refs import HISTOGRAM_SUFFIXES, metrics_md_names, referenced_metrics
 from exporters.gpu import GpuSource
 from exporters.host import HostSource
 from inference.api.app import create_app
 from inference.engine import EngineConfig, build_engine
 from inference.settings import Settings
 from tests.exporters.conftest import two_gpus
+from tests.support.metric_refs import HISTOGRAM_SUFFIXES, metrics_md_names, referenced_metrics
 
 ROOT = Path(__file__).resolve().parent.parent
 RULE_FILES = sorted((ROOT / "alerts" / "generated").glob("*.rules.yml"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 
@@ -10,8 +11,14 @@ import yaml
 
 from alerts.alertmanager import render_alertmanager
 from alerts.generate import render
-from alerts.metric_refs import expr_metrics, metrics_md_names, recording_refs, referenced_metrics
+from alerts.runbooks import NO_ENTRY
 from alerts.spec import SPEC
+from tests.support.metric_refs import (
+    expr_metrics,
+    metrics_md_names,
+    recording_refs,
+    referenced_metrics,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 GENERATED = ROOT / "alerts" / "generated"
@@ -62,10 +69,13 @@ def test_every_required_alert_exists_with_conventions() -> None:
     assert all(len(name.split(":")) == 3 for name in records)  # level:metric:operation
 
 
-def test_runbook_has_an_anchor_for_every_alert() -> None:
-    runbook = (ROOT / "alerts" / "runbooks.md").read_text()
+def test_runbook_has_a_written_entry_for_every_alert() -> None:
+    runbook = (GENERATED / "runbooks.md").read_text()
     for name in {r["alert"] for r in _rules() if "alert" in r}:
         assert f"\n## {name}\n" in runbook
+    assert NO_ENTRY not in runbook  # the placeholder is for a signal's first commit only
+    for path in re.findall(r"`(alerts/generated/tests/[\w.]+)`", runbook):
+        assert (ROOT / path).is_file(), f"runbooks.md points at {path}, which is not generated"
 
 
 def test_amtool_check_config() -> None:
@@ -102,6 +112,7 @@ def test_alertmanager_takes_urls_and_token_file_from_values(tmp_path: Path) -> N
         "deadmans_switch_url: http://127.0.0.1:1/d\n"
         "service_webhook_url: http://127.0.0.1:1/hook\n"
         "service_webhook_credentials_file: /run/secret/token\n"
+        "runbook_url_base: https://docs.example.org/runbooks.md\n"
     )
     config = yaml.safe_load(render_alertmanager(values))
     hook = next(r for r in config["receivers"] if r["name"] == "service-webhook")

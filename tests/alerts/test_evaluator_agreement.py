@@ -18,10 +18,11 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.metrics_core import Metric
 
 from alerts.evaluator import Evaluator
-from alerts.promtool_tests import alert_test, expected_alert, input_series, unit_test_file
+from alerts.promtool_format import alert_test, expected_alert, input_series, unit_test_file
 from alerts.rules import baselines_group
 from alerts.spec import SPEC, BaselineSignal
 from alerts.synthetic import STEP_S, Series, build, scenarios
+from alerts.values import load_values
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "alerts" / "generated" / "baselines.rules.yml"
@@ -59,7 +60,7 @@ def _verdicts(signal: BaselineSignal, series: Series, duration_s: int) -> list[t
 
 @pytest.mark.parametrize("signal", SPEC.baselines, ids=lambda s: s.alert)
 def test_evaluator_agrees_with_promtool(signal: BaselineSignal, tmp_path: Path) -> None:
-    rules = baselines_group(SPEC, SPEC.prometheus)["rules"]
+    rules = baselines_group(SPEC, SPEC.prometheus, load_values().runbook_url_base)["rules"]
     by_basis = {r["labels"]["basis"]: r for r in rules if r.get("alert") == signal.alert}
     tests = []
     for name in CASES:

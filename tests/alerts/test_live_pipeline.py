@@ -29,7 +29,15 @@ from alerts.spec import SERVICE_JOB, SPEC, Timing
 
 ROOT = Path(__file__).resolve().parents[2]
 COMMITTED_RULES = sorted((ROOT / "alerts" / "generated").glob("*.rules.yml"))
-FAST = Timing("fast", 1, 10, 60, 10, 30, duration_scale=1 / 60)
+FAST = Timing(
+    name="fast",
+    interval=1,
+    rate_window=10,
+    baseline_window=60,
+    baseline_offset=10,
+    min_baseline_samples=30,
+    duration_scale=1 / 60,
+)
 TOKEN = "test-token-7f3a"
 T = TypeVar("T")
 
@@ -113,6 +121,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
                 "deadmans_switch_url": f"{receiver.url}/deadman",
                 "service_webhook_url": f"{receiver.url}/service",
                 "service_webhook_credentials_file": str(token_file),
+                "runbook_url_base": "https://docs.example.org/runbooks.md",
             }
         )
     )
@@ -132,7 +141,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
 
     fast_dir = tmp / "fast"
     fast_dir.mkdir()
-    for name, text in render_rules(SPEC, FAST).items():
+    for name, text in render_rules(SPEC, FAST, "https://docs.example.org/runbooks.md").items():
         (fast_dir / name).write_text(text)
     am_port, prom_port = _free_port(), _free_port()
     (tmp / "prometheus.yml").write_text(

@@ -12,7 +12,9 @@ from pathlib import Path
 
 import yaml
 
+from alerts.rules import render_rules
 from alerts.spec import Spec
+from alerts.values import load_values
 
 # Series Prometheus makes itself; rules may use them without any exporter.
 BUILTINS = frozenset({"up", "ALERTS", "ALERTS_FOR_STATE", "scrape_duration_seconds"})
@@ -72,10 +74,8 @@ def _exprs_of_files(paths: Iterable[Path | str]) -> list[str]:
 def referenced_metrics(rule_files_or_spec: Spec | Iterable[Path | str]) -> set[str]:
     """Exported metric families every rule expression needs, across the given rules."""
     if isinstance(rule_files_or_spec, Spec):
-        from alerts.rules import render_rules
-
         spec = rule_files_or_spec
-        documents = render_rules(spec, spec.prometheus).values()
+        documents = render_rules(spec, spec.prometheus, load_values().runbook_url_base).values()
         exprs = [
             rule["expr"]
             for text in documents

@@ -13,6 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from inference.backend import EngineError, InvalidRequestError, RejectedError
 
@@ -65,12 +66,19 @@ def _validation(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = exc.errors()
     first = errors[0] if errors else {}
+    if first.get("type") == "json_invalid":  # its location is a byte offset, not a parameter
+        where = first.get("loc", ("body", "?"))[-1]
+        reason = (first.get("ctx") or {}).get("error", "invalid JSON")
+        return error_response(400, f"the request body is not valid JSON ({reason} at {where})")
+    # A union reports each member's failure; our own check ("value_error") says most.
+    first = next((e for e in errors if e.get("type") == "value_error"), first)
     # pydantic adds union-member tags ("str", "list[str]") to the location; clients want fields.
     loc = [str(p) for p in first.get("loc", ()) if p != "body" and not _is_type_tag(p)]
     param = loc[0] if loc else None
     where = ".".join(loc)
-    message = f"{where}: {first.get('msg', 'invalid request')}" if where else first.get("msg")
-    return error_response(400, str(message or "invalid request body"), param=param)
+    msg = str(first.get("msg", "invalid request")).removeprefix("Value error, ")
+    message = f"{where}: {msg}" if where else msg
+    return error_response(400, message or "invalid request body", param=param)
 
 
 def _is_type_tag(part: object) -> bool:
@@ -117,7 +125,7 @@ def _model_not_found(_: Request, exc: Exception) -> JSONResponse:
 
 
 def _generation_failed(_: Request, exc: Exception) -> JSONResponse:
-    return error_response(500, f"generation failed: {exc}", type_="server_error")
+    return error_response(500, str(exc), type_="server_error")
 
 
 def _client_gone(_: Request, exc: Exception) -> Response:
@@ -131,9 +139,36 @@ def _http(_: Request, exc: Exception) -> JSONResponse:
     )
 
 
-def _unexpected(_: Request, exc: Exception) -> JSONResponse:
-    log.error("unhandled error", exc_info=exc)
-    return error_response(500, "internal server error", type_="server_error")
+class UnexpectedErrorMiddleware:
+    """The last resort for an exception no handler knows: a 500 error object, and the
+    connection stays usable. Starlette's own last resort answers and then re-raises, and uvicorn
+    then drops the keep-alive connection without `Connection: close`, so a client's next request
+    on it got no answer. Once a response has started there is nothing protocol-correct left to
+    send, so the exception goes on (the server closes the connection)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as exc:
+            log.error("unhandled error", exc_info=exc)
+            if started:
+                raise
+            response = error_response(500, "internal server error", type_="server_error")
+            await response(scope, receive, send)
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -145,4 +180,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(GenerationFailedError, _generation_failed)
     app.add_exception_handler(ClientGone, _client_gone)
     app.add_exception_handler(HTTPException, _http)
-    app.add_exception_handler(Exception, _unexpected)
+    # Innermost of the app's middleware: the server span and x-request-id still see the 500.
+    app.add_middleware(UnexpectedErrorMiddleware)

@@ -159,18 +159,28 @@ async def _settle(request: Request, tracked: TrackedStream, work: Awaitable[T]) 
         raise
     except Exception as exc:
         await tracked.close()
-        tracked.end("failed", 500)
-        raise GenerationFailedError(str(exc) or type(exc).__name__) from exc
+        tracked.end("failed", 500, error=f"{type(exc).__name__}: {exc}")
+        raise GenerationFailedError(public_failure(tracked.record)) from exc
     if tracked.error is not None:
-        tracked.end("failed", 500)
-        raise GenerationFailedError(tracked.error)
+        tracked.end("failed", 500, error=tracked.error)
+        raise GenerationFailedError(public_failure(tracked.record))
     return result
+
+
+def public_failure(record: RequestRecord) -> str:
+    """What a client is told of a failure: engine internals (exception text, tensor shapes)
+    stay in the log line and the span, found there by the request id."""
+    return (
+        "generation failed: the engine could not finish this request "
+        f"(request id {record.request_id}; the server log has the details)"
+    )
 
 
 async def _sse_events(
     tracked: TrackedStream, first: RequestOutput | None, fmt: ResponseFormat, call: Call
 ) -> AsyncIterator[bytes]:
     outcome, status = "cancelled", CLIENT_CLOSED_REQUEST
+    error: str | None = None
     record = tracked.record
     try:
         opening = fmt.opening_chunk()
@@ -184,8 +194,8 @@ async def _sse_events(
                 yield sse_event(_chunk(fmt, call, output.text, None))
             output = await tracked.next()
         if tracked.error is not None:
-            outcome, status = "failed", 500
-            yield sse_event(error_sse_payload(f"generation failed: {tracked.error}"))
+            outcome, status, error = "failed", 500, tracked.error
+            yield sse_event(error_sse_payload(public_failure(record)))
             yield DONE_EVENT
             return
         outcome, status = "completed", 200
@@ -196,12 +206,12 @@ async def _sse_events(
             yield sse_event(fmt.usage_chunk(usage))
         yield DONE_EVENT
     except Exception as exc:  # noqa: BLE001 - headers are out: report in-band, then end
-        outcome, status = "failed", 500
-        yield sse_event(error_sse_payload(f"generation failed: {exc or type(exc).__name__}"))
+        outcome, status, error = "failed", 500, f"{type(exc).__name__}: {exc}"
+        yield sse_event(error_sse_payload(public_failure(record)))
         yield DONE_EVENT
     finally:
         await tracked.close()
-        tracked.end(outcome, status)
+        tracked.end(outcome, status, error=error)
 
 
 def _chunk(fmt: ResponseFormat, call: Call, text: str, finish: str | None) -> dict[str, Any]:

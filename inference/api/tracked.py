@@ -72,11 +72,11 @@ class TrackedStream:
         with anyio.CancelScope(shield=True):
             await self._stream.aclose()
 
-    def end(self, outcome: str, status: int) -> None:
+    def end(self, outcome: str, status: int, error: str | None = None) -> None:
         if self._recorded:
             return
         self._recorded = True
-        self._recorder.finished(self.record, outcome, status)
+        self._recorder.finished(self.record, outcome, status, error=error)
 
 
 async def unless_gone(awaitable: Awaitable[T], request: Request) -> T:

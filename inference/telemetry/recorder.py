@@ -82,7 +82,10 @@ class RequestRecorder:
             self._annotate(record, "rejected")
         self._log(record, "rejected", status=status, reason=reason)
 
-    def finished(self, record: RequestRecord, outcome: str, status: int) -> None:
+    def finished(
+        self, record: RequestRecord, outcome: str, status: int, error: str | None = None
+    ) -> None:
+        """`error` is the internal detail of a failure: logged and on the span, never sent."""
         trace_id = record.trace_id
         if self.metrics is not None:
             exemplar = {"trace_id": trace_id} if trace_id else None
@@ -95,14 +98,17 @@ class RequestRecorder:
                 exemplar,
             )
         if self.tracer is not None and record.span.is_recording():
-            self._annotate(record, outcome)
+            self._annotate(record, outcome, error)
             if record.times is not None:
                 record_phase_spans(
                     self.tracer, record.span, record.times, failed=outcome == "failed"
                 )
-        self._log(record, outcome, status=status)
+        if error is not None:
+            self._log(record, outcome, status=status, error=error)
+        else:
+            self._log(record, outcome, status=status)
 
-    def _annotate(self, record: RequestRecord, outcome: str) -> None:
+    def _annotate(self, record: RequestRecord, outcome: str, error: str | None = None) -> None:
         """GenAI semantic-convention attributes on the server span."""
         attributes: dict[str, Any] = {
             "gen_ai.operation.name": record.operation,
@@ -126,7 +132,7 @@ class RequestRecorder:
                 attributes["gen_ai.completion"] = record.completion_text
         record.span.set_attributes(attributes)
         if outcome == "failed":
-            record.span.set_status(Status(StatusCode.ERROR, "generation failed"))
+            record.span.set_status(Status(StatusCode.ERROR, error or "generation failed"))
 
     def _log(self, record: RequestRecord, outcome: str, **extra: Any) -> None:
         fields: dict[str, Any] = {

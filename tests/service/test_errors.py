@@ -221,10 +221,14 @@ async def test_engine_failure_fails_only_that_request(failing_service: RunningSe
     assert statuses == [200, 500, 200, 500, 200, 200]
     for _, text in (results[1], results[3]):
         error = json.loads(text)["error"]
-        assert error["type"] == "server_error" and "boom" in error["message"]
+        assert error["type"] == "server_error" and "generation failed" in error["message"]
+        assert "boom" not in error["message"]  # engine internals stay in the log and the span
     # Headers were out already: the failure arrives in-band, then the stream still ends.
     late = results[4][1]
-    assert '"error"' in late and "boom" in late and late.rstrip().endswith("data: [DONE]")
+    assert '"error"' in late and "generation failed" in late and "boom" not in late
+    assert late.rstrip().endswith("data: [DONE]")
+    failed = [s for s in svc.spans.get_finished_spans() if s.status.description]
+    assert any("boom" in (s.status.description or "") for s in failed)
     text = svc.metrics_text()
     assert total(text, "inferwatch_requests_total", outcome="failed") == 3
     assert total(text, "inferwatch_requests_total", outcome="completed") == 3

@@ -1,0 +1,1 @@
+"""Reliability: hostile input and faults hurt no one else."""

@@ -38,6 +38,15 @@ class Settings:
     log_level: str = field(
         default="info", metadata={"help": "log level", "choices": ("debug", "info", "warning")}
     )
+    max_body_bytes: int = field(
+        default=4 * 2**20, metadata={"help": "largest request body (413 past it)"}
+    )
+    max_header_bytes: int = field(
+        default=32 * 2**10, metadata={"help": "largest request head (431 past it)"}
+    )
+    read_timeout: float = field(
+        default=30.0, metadata={"help": "seconds a request body may take to arrive (408)"}
+    )
     engine: EngineConfig = field(default_factory=EngineConfig)
 
     @property

@@ -18,6 +18,7 @@ from exporters.collector import MetricSource
 from inference.api import ops, routes
 from inference.api.errors import install_error_handlers
 from inference.api.generation import GenerationService
+from inference.api.limits import RequestLimitsMiddleware
 from inference.api.request_id import RequestIdMiddleware
 from inference.backend import Backend
 from inference.service import Service, build_service
@@ -47,6 +48,13 @@ def build_app(service: Service) -> FastAPI:
     app.include_router(routes.router)
     app.include_router(ops.router)
     app.add_middleware(RequestIdMiddleware)
+    settings = service.settings
+    app.add_middleware(
+        RequestLimitsMiddleware,
+        max_body_bytes=settings.max_body_bytes,
+        max_header_bytes=settings.max_header_bytes,
+        read_timeout=settings.read_timeout,
+    )
     if service.tracer_provider is not None:
         prefer_stable_http_semconv()
         FastAPIInstrumentor.instrument_app(

@@ -56,7 +56,7 @@ async def completions(
         request,
         operation="text_completion",
         prompt_text=prompt,
-        prompt_ids=service.backend.tokenizer.encode(prompt),
+        prompt_ids=await service.encode(prompt),
         sampling=_sampling(body, max_tokens),
         priority=priority,
         stream=body.stream,
@@ -76,8 +76,8 @@ async def chat_completions(
     messages = body.message_dicts()
     if not any(m["content"] for m in messages):
         raise ParamError("messages must contain some text", param="messages")
-    prompt = service.backend.tokenizer.apply_chat_template(messages)
-    prompt_ids = service.backend.tokenizer.encode(prompt)
+    prompt = await service.chat_prompt(messages)
+    prompt_ids = await service.encode(prompt)
     max_tokens = body.requested_max_tokens()
     if max_tokens is None:
         room = service.backend.max_model_len - len(prompt_ids)

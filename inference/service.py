@@ -9,7 +9,8 @@ benchmarks can build several in one process. HTTP is `inference.api.app`'s busin
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 
@@ -60,7 +61,7 @@ class Service:
                 with contextlib.suppress(Exception):
                     close()
         if self.owns_tracer_provider and self.tracer_provider is not None:
-            self.tracer_provider.shutdown()
+            _bounded(self.tracer_provider.shutdown, self.settings.span_flush_seconds)
 
 
 def build_backend(settings: Settings) -> Backend:
@@ -126,3 +127,12 @@ def build_service(
         tracer=tracer,
         owns_tracer_provider=provider is not None and tracer_provider is None,
     )
+
+
+def _bounded(work: Callable[[], object], seconds: float) -> None:
+    """Run `work` for at most `seconds`: an OTLP collector that is down or never answers would
+    otherwise hold the exit for the exporter's timeouts and retries (10-25 s were seen),
+    eating Kubernetes' grace period. A daemon thread, so an unfinished flush cannot block exit."""
+    thread = threading.Thread(target=work, name="inferwatch-span-flush", daemon=True)
+    thread.start()
+    thread.join(seconds)

@@ -47,6 +47,14 @@ class Settings:
     read_timeout: float = field(
         default=30.0, metadata={"help": "seconds a request body may take to arrive (408)"}
     )
+    shutdown_grace_seconds: float = field(
+        default=25.0,
+        metadata={"help": "on SIGTERM, how long accepted requests may take to finish (keep it "
+                  "under the pod's terminationGracePeriodSeconds)"},
+    )  # fmt: skip
+    span_flush_seconds: float = field(
+        default=3.0, metadata={"help": "longest wait for the trace exporter at exit"}
+    )
     engine: EngineConfig = field(default_factory=EngineConfig)
 
     @property

@@ -44,6 +44,10 @@ class GenerationFailedError(Exception):
     """The engine failed this request (not the client's fault): HTTP 500."""
 
 
+class ServerShutdownError(Exception):
+    """The server cut this accepted request at the end of its shutdown grace period: 503."""
+
+
 def error_response(
     status: int,
     message: str,
@@ -128,6 +132,12 @@ def _generation_failed(_: Request, exc: Exception) -> JSONResponse:
     return error_response(500, str(exc), type_="server_error")
 
 
+def _shutdown(_: Request, exc: Exception) -> JSONResponse:
+    return error_response(
+        503, str(exc), type_="server_error", code="shutting_down", headers={"Retry-After": "1"}
+    )
+
+
 def _client_gone(_: Request, exc: Exception) -> Response:
     return Response(status_code=CLIENT_CLOSED_REQUEST)
 
@@ -178,6 +188,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(EngineError, _engine_unavailable)
     app.add_exception_handler(ModelNotFoundError, _model_not_found)
     app.add_exception_handler(GenerationFailedError, _generation_failed)
+    app.add_exception_handler(ServerShutdownError, _shutdown)
     app.add_exception_handler(ClientGone, _client_gone)
     app.add_exception_handler(HTTPException, _http)
     # Innermost of the app's middleware: the server span and x-request-id still see the 500.

@@ -17,12 +17,14 @@ import anyio
 from fastapi.responses import JSONResponse, Response
 from starlette.requests import Request
 
+from inference.api.drain import SHUTDOWN_MESSAGE, Drain
 from inference.api.errors import (
     CLIENT_CLOSED_REQUEST,
     ClientGone,
     GenerationFailedError,
     ModelNotFoundError,
     ParamError,
+    ServerShutdownError,
     error_sse_payload,
 )
 from inference.api.formatting import DONE_EVENT, ResponseFormat, sse_event, usage_dict
@@ -63,6 +65,7 @@ class GenerationService:
     def __init__(self, backend: Backend, recorder: RequestRecorder) -> None:
         self.backend = backend
         self.recorder = recorder
+        self.drain = Drain()
 
     @property
     def model_name(self) -> str:
@@ -126,11 +129,14 @@ class GenerationService:
 
     def _submit(self, call: Call) -> TrackedStream:
         try:
+            self.drain.admit()
             stream = self.backend.generate(call.request)
         except RejectedError as exc:
             self.recorder.rejected(call.record, exc.reason, exc.status)
             raise
-        return TrackedStream(stream, call.record, self.recorder)
+        tracked = TrackedStream(stream, call.record, self.recorder)
+        self.drain.track(tracked)
+        return tracked
 
     async def respond(self, request: Request, call: Call, fmt: ResponseFormat) -> Response:
         tracked = self._submit(call)
@@ -179,6 +185,9 @@ async def _settle(request: Request, tracked: TrackedStream, work: Awaitable[T]) 
         await tracked.close()
         tracked.end("failed", 500, error=f"{type(exc).__name__}: {exc}")
         raise GenerationFailedError(public_failure(tracked.record)) from exc
+    if tracked.aborted:
+        tracked.end("failed", 503, error=tracked.error)
+        raise ServerShutdownError(SHUTDOWN_MESSAGE)
     if tracked.error is not None:
         tracked.end("failed", 500, error=tracked.error)
         raise GenerationFailedError(public_failure(tracked.record))
@@ -213,7 +222,8 @@ async def _sse_events(
             output = await tracked.next()
         if tracked.error is not None:
             outcome, status, error = "failed", 500, tracked.error
-            yield sse_event(error_sse_payload(public_failure(record)))
+            message = SHUTDOWN_MESSAGE if tracked.aborted else public_failure(record)
+            yield sse_event(error_sse_payload(message))
             yield DONE_EVENT
             return
         outcome, status = "completed", 200

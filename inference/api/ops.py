@@ -23,6 +23,8 @@ async def health() -> dict[str, str]:
 async def ready(request: Request) -> JSONResponse:
     """Readiness: the model is loaded and the engine loop is alive."""
     backend: Backend = request.app.state.backend
+    if request.app.state.generation.drain.draining:
+        return JSONResponse({"status": "draining", "model": backend.model_name}, status_code=503)
     if backend.ready():
         return JSONResponse({"status": "ready", "model": backend.model_name})
     return JSONResponse({"status": "not ready", "model": backend.model_name}, status_code=503)

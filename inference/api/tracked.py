@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import anyio
@@ -32,6 +32,8 @@ class TrackedStream:
         self._recorded = False
         self._keep_text = recorder.log_prompts
         self._text: list[str] = []
+        self.aborted = False  # cut by the server (shutdown), not failed by the engine
+        self._end_callbacks: list[Callable[[TrackedStream], None]] = []
 
     async def next(self) -> RequestOutput | None:
         """The next output, or None once the request has finished."""
@@ -56,7 +58,7 @@ class TrackedStream:
             self.finished = True
             record.finish_reason = output.finish_reason
             # "cancelled" here was not our doing (we stop reading once we cancel): a failure.
-            if output.finish_reason in ("error", "cancelled") or output.error:
+            if (output.finish_reason in ("error", "cancelled") or output.error) and not self.error:
                 self.error = (
                     output.error or f"the engine ended this request ({output.finish_reason})"
                 )
@@ -72,11 +74,24 @@ class TrackedStream:
         with anyio.CancelScope(shield=True):
             await self._stream.aclose()
 
+    async def abort(self, message: str) -> None:
+        """The server ends this request (shutdown): its reader sees `error` and finishes."""
+        if self.finished:
+            return
+        self.aborted = True
+        self.error = message
+        await self.close()
+
+    def on_end(self, callback: Callable[[TrackedStream], None]) -> None:
+        self._end_callbacks.append(callback)
+
     def end(self, outcome: str, status: int, error: str | None = None) -> None:
         if self._recorded:
             return
         self._recorded = True
         self._recorder.finished(self.record, outcome, status, error=error)
+        for callback in self._end_callbacks:
+            callback(self)
 
 
 async def unless_gone(awaitable: Awaitable[T], request: Request) -> T:

@@ -8,9 +8,15 @@ INFERWATCH_<NAME> (e.g. INFERWATCH_PORT); a flag given on the command line wins.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
+import signal
 import sys
+from types import FrameType
 
+import uvicorn
+
+from inference.api.drain import Drain
 from inference.settings import Settings, option_fields
 from inferwatch.commands.options import add_options, given
 
@@ -26,8 +32,6 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
 
 
 def run(args: argparse.Namespace) -> int:
-    import uvicorn
-
     from inference.api.app import build_app
     from inference.service import build_service
     from inference.telemetry.logs import configure_logging
@@ -49,13 +53,46 @@ def run(args: argparse.Namespace) -> int:
             }
         },
     )
-    uvicorn.run(
+    config = uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
         workers=1,
         log_config=None,
         access_log=False,
-        timeout_graceful_shutdown=5,
+        # The drain already waited for requests; this only bounds closing idle connections.
+        timeout_graceful_shutdown=2,
     )
+    DrainingServer(config, app.state.generation.drain, settings.shutdown_grace_seconds).run()
     return 0
+
+
+class DrainingServer(uvicorn.Server):
+    """uvicorn, with SIGTERM handled as Kubernetes expects: keep listening while draining
+    (inference/api/drain.py), then exit 0. SIGINT, or a second SIGTERM, stops at once."""
+
+    def __init__(self, config: uvicorn.Config, drain: Drain, grace_seconds: float) -> None:
+        super().__init__(config)
+        self._drain = drain
+        self._grace = grace_seconds
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._draining = False
+
+    async def main_loop(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        await super().main_loop()
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if sig == signal.SIGTERM and not self._draining and self._loop is not None:
+            self._draining = True
+            # Not recorded as a captured signal: uvicorn would re-raise it at exit (code 143).
+            self._loop.call_soon_threadsafe(self._loop.create_task, self._drain_then_exit())
+            return
+        super().handle_exit(sig, frame)
+
+    async def _drain_then_exit(self) -> None:
+        try:
+            cut = await self._drain.run(self._grace)
+            log.info("drained", extra={"fields": {"cut": cut}})
+        finally:
+            self.should_exit = True

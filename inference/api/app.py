@@ -19,6 +19,7 @@ from inference.api import ops, routes
 from inference.api.errors import install_error_handlers
 from inference.api.generation import GenerationService
 from inference.api.limits import RequestLimitsMiddleware
+from inference.api.openapi import install_openapi
 from inference.api.request_id import RequestIdMiddleware
 from inference.backend import Backend
 from inference.service import Service, build_service
@@ -45,6 +46,7 @@ def build_app(service: Service) -> FastAPI:
     app.state.registry = service.registry
     app.state.generation = GenerationService(service.backend, service.recorder)
     install_error_handlers(app)
+    install_openapi(app)
     app.include_router(routes.router)
     app.include_router(ops.router)
     app.add_middleware(RequestIdMiddleware)

@@ -26,9 +26,10 @@ CLIENT_CLOSED_REQUEST = 499  # nginx's code; nobody reads it, the logs and metri
 class ParamError(InvalidRequestError):
     """An invalid request that names the offending parameter (the error object's `param`)."""
 
-    def __init__(self, message: str, param: str | None = None) -> None:
+    def __init__(self, message: str, param: str | None = None, code: str | None = None) -> None:
         super().__init__(message)
         self.param = param
+        self.code = code
 
 
 class ClientGone(Exception):
@@ -93,7 +94,8 @@ _TYPE_TAGS = {"str", "int", "float", "bool", "list", "dict", "none"}
 
 
 def _invalid(_: Request, exc: Exception) -> JSONResponse:
-    return error_response(400, str(exc), param=getattr(exc, "param", None))
+    param, code = getattr(exc, "param", None), getattr(exc, "code", None)
+    return error_response(400, str(exc), param=param, code=code)
 
 
 def _rejected(_: Request, exc: Exception) -> JSONResponse:

@@ -33,7 +33,6 @@ from inference.api.tracked import TrackedStream, unless_gone
 from inference.backend import (
     Backend,
     GenerationRequest,
-    InvalidRequestError,
     Priority,
     RejectedError,
     RequestOutput,
@@ -90,11 +89,18 @@ class GenerationService:
         return await anyio.to_thread.run_sync(template, messages)
 
     def parse_priority(self, body_value: str | None, header_value: str | None) -> Priority:
+        """The one place a priority is parsed: exactly one of the documented values (the
+        schema's enum), or none for `standard`."""
         raw = body_value if body_value is not None else header_value
+        if raw is None:
+            return Priority.STANDARD
         try:
-            return Priority.parse(raw)
-        except InvalidRequestError as exc:
-            raise ParamError(str(exc), param="priority") from None
+            return Priority(raw)
+        except ValueError:
+            names = ", ".join(p.value for p in Priority)
+            raise ParamError(
+                f"unknown priority {raw!r}; use one of {names}", param="priority"
+            ) from None
 
     def new_call(
         self,

@@ -11,7 +11,13 @@ from fastapi.responses import Response
 from inference.api.errors import ParamError
 from inference.api.formatting import ChatFormat, CompletionFormat
 from inference.api.generation import GenerationService
-from inference.api.schemas import ChatBody, CompletionBody, GenerationBody, check_supported
+from inference.api.schemas import (
+    PRIORITIES,
+    ChatBody,
+    CompletionBody,
+    GenerationBody,
+    check_supported,
+)
 from inference.backend import SamplingParams
 
 router = APIRouter()
@@ -19,6 +25,9 @@ router = APIRouter()
 # Chat requests without max_tokens get this many at most (and never past the context).
 DEFAULT_CHAT_MAX_TOKENS = 256
 _STARTED = int(time.time())
+GREEDY_BELOW_TEMPERATURE = 1e-5
+# Cross-field rules the schema cannot state; their 400s carry these codes.
+EMPTY_PROMPT = "empty_prompt"
 
 
 def get_service(request: Request) -> GenerationService:
@@ -27,13 +36,17 @@ def get_service(request: Request) -> GenerationService:
 
 
 Service = Annotated[GenerationService, Depends(get_service)]
-PriorityHeader = Annotated[str | None, Header(alias="x-priority")]
+PriorityHeader = Annotated[
+    str | None, Header(alias="x-priority", json_schema_extra={"enum": PRIORITIES})
+]
 
 
 def _sampling(body: GenerationBody, max_tokens: int) -> SamplingParams:
+    temperature = 1.0 if body.temperature is None else body.temperature
     return SamplingParams(
         max_tokens=max_tokens,
-        temperature=1.0 if body.temperature is None else body.temperature,
+        # As vLLM does: a temperature this small is greedy (dividing by 1e-300 overflows).
+        temperature=0.0 if temperature < GREEDY_BELOW_TEMPERATURE else temperature,
         top_p=1.0 if body.top_p is None else body.top_p,
         seed=body.seed,
         stop=body.stop_strings(),
@@ -50,7 +63,7 @@ async def completions(
     priority = service.parse_priority(body.priority, x_priority)
     prompt = body.prompt_text()
     if not prompt:
-        raise ParamError("prompt must not be empty", param="prompt")
+        raise ParamError("prompt must not be empty", param="prompt", code=EMPTY_PROMPT)
     max_tokens = 16 if body.max_tokens is None else body.max_tokens
     call = service.new_call(
         request,
@@ -75,7 +88,7 @@ async def chat_completions(
     priority = service.parse_priority(body.priority, x_priority)
     messages = body.message_dicts()
     if not any(m["content"] for m in messages):
-        raise ParamError("messages must contain some text", param="messages")
+        raise ParamError("messages must contain some text", param="messages", code=EMPTY_PROMPT)
     prompt = await service.chat_prompt(messages)
     prompt_ids = await service.encode(prompt)
     max_tokens = body.requested_max_tokens()

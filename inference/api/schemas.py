@@ -14,6 +14,10 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from inference.api.errors import ParamError
+from inference.backend import Priority
+
+PRIORITIES = [p.value for p in Priority]
+MAX_STOP_SEQUENCES = 4  # OpenAI's limit
 
 
 def _encodable(text: str) -> str:
@@ -29,6 +33,28 @@ def _encodable(text: str) -> str:
 
 
 Text = Annotated[str, AfterValidator(_encodable)]
+# The smallest positive normal float32: a smaller top_p becomes 0 (or a subnormal) in the
+# sampler's float32 arithmetic and masks every token.
+FLOAT32_TINY = 1.1754943508222875e-38
+
+
+def _schema_only(allowed: dict[str, Any]) -> Callable[[dict[str, Any]], None]:
+    """json_schema_extra that documents only what this server honours for an OpenAI parameter
+    it parses just to refuse (a 400 naming it) when set to anything else."""
+
+    def replace(schema: dict[str, Any]) -> None:
+        title = schema.get("title")
+        schema.clear()
+        schema.update(allowed)
+        if title:
+            schema["title"] = title
+        schema["description"] = "not supported by this server beyond the values listed"
+
+    return replace
+
+
+def _unsupported(default: Any, allowed: dict[str, Any]) -> Any:
+    return Field(default=default, json_schema_extra=_schema_only(allowed))
 
 
 class StreamOptions(BaseModel):
@@ -42,27 +68,42 @@ class GenerationBody(BaseModel):
 
     model: str | None = None
     temperature: Annotated[float, Field(ge=0.0, le=2.0)] | None = None
-    top_p: Annotated[float, Field(gt=0.0, le=1.0)] | None = None
+    top_p: Annotated[float, Field(ge=FLOAT32_TINY, le=1.0)] | None = None
     seed: Annotated[int, Field(ge=-(2**63), lt=2**63)] | None = None  # torch.Generator range
-    stop: Text | list[Text] | None = None
-    n: int = 1
+    stop: Text | Annotated[list[Text], Field(max_length=MAX_STOP_SEQUENCES)] | None = None
+    n: int = _unsupported(1, {"type": "integer", "enum": [1]})
     stream: bool = False
     stream_options: StreamOptions | None = None
     user: str | None = None  # accepted for compatibility; never logged
-    priority: str | None = None
+    # Parsed (case-insensitively) at the edge; the enum documents the accepted values.
+    priority: Annotated[str, Field(json_schema_extra={"enum": PRIORITIES})] | None = None
     ignore_eos: bool = False  # vLLM's extension: fixed-length outputs for load tests
     # Declared only to be refused when set (see UNSUPPORTED).
-    logprobs: bool | int | None = None
-    top_logprobs: int | None = None
-    echo: bool = False
-    best_of: int | None = None
-    logit_bias: dict[str, float] | None = None
-    presence_penalty: float = 0.0
-    frequency_penalty: float = 0.0
-    tools: list[Any] | None = None
-    functions: list[Any] | None = None
-    tool_choice: Any = None
-    response_format: dict[str, Any] | None = None
+    logprobs: bool | int | None = _unsupported(None, {"enum": [None, False]})
+    top_logprobs: int | None = _unsupported(None, {"enum": [None, 0]})
+    echo: bool = _unsupported(False, {"type": "boolean", "enum": [False]})
+    best_of: int | None = _unsupported(None, {"enum": [None, 1]})
+    logit_bias: dict[str, float] | None = _unsupported(
+        None, {"anyOf": [{"type": "object", "maxProperties": 0}, {"type": "null"}]}
+    )
+    presence_penalty: float = _unsupported(0.0, {"type": "number", "enum": [0]})
+    frequency_penalty: float = _unsupported(0.0, {"type": "number", "enum": [0]})
+    tools: list[Any] | None = _unsupported(
+        None, {"anyOf": [{"type": "array", "maxItems": 0}, {"type": "null"}]}
+    )
+    functions: list[Any] | None = _unsupported(
+        None, {"anyOf": [{"type": "array", "maxItems": 0}, {"type": "null"}]}
+    )
+    tool_choice: Any = _unsupported(None, {"enum": [None, "none"]})
+    response_format: dict[str, Any] | None = _unsupported(
+        None,
+        {
+            "anyOf": [
+                {"type": "object", "properties": {"type": {"enum": ["text"]}}},
+                {"type": "null"},
+            ]
+        },
+    )
 
     def stop_strings(self) -> tuple[str, ...]:
         if self.stop is None:
@@ -72,7 +113,10 @@ class GenerationBody(BaseModel):
 
 
 class CompletionBody(GenerationBody):
-    prompt: Text | Annotated[list[Text], Field(min_length=1, max_length=1)]
+    prompt: (
+        Annotated[Text, Field(min_length=1)]
+        | Annotated[list[Annotated[Text, Field(min_length=1)]], Field(min_length=1, max_length=1)]
+    )
     max_tokens: Annotated[int, Field(ge=1)] | None = 16
 
     def prompt_text(self) -> str:
@@ -111,8 +155,6 @@ class ChatBody(GenerationBody):
     def message_dicts(self) -> list[dict[str, str]]:
         return [{"role": m.role, "content": m.text()} for m in self.messages]
 
-
-MAX_STOP_SEQUENCES = 4  # OpenAI's limit
 
 # parameter -> "is it set to something this server cannot honour?"
 UNSUPPORTED: dict[str, Callable[[Any], bool]] = {

@@ -69,7 +69,8 @@ class GenerationBody(BaseModel):
     model: str | None = None
     temperature: Annotated[float, Field(ge=0.0, le=2.0)] | None = None
     top_p: Annotated[float, Field(ge=FLOAT32_TINY, le=1.0)] | None = None
-    seed: Annotated[int, Field(ge=-(2**63), lt=2**63)] | None = None  # torch.Generator range
+    # JSON-safe integers: larger ones round through floats on many clients (and fuzzers).
+    seed: Annotated[int, Field(ge=-(2**53), le=2**53)] | None = None
     stop: Text | Annotated[list[Text], Field(max_length=MAX_STOP_SEQUENCES)] | None = None
     n: int = _unsupported(1, {"type": "integer", "enum": [1]})
     stream: bool = False

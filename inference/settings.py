@@ -47,6 +47,11 @@ class Settings:
     read_timeout: float = field(
         default=30.0, metadata={"help": "seconds a request body may take to arrive (408)"}
     )
+    trusted_proxies: str = field(
+        default="",
+        metadata={"help": "comma-separated addresses whose X-Forwarded-For is believed "
+                  "(default: none)"},
+    )  # fmt: skip
     shutdown_grace_seconds: float = field(
         default=25.0,
         metadata={"help": "on SIGTERM, how long accepted requests may take to finish (keep it "

@@ -13,10 +13,12 @@ import logging
 import signal
 import sys
 from types import FrameType
+from typing import Any
 
 import uvicorn
 
 from inference.api.drain import Drain
+from inference.api.http_protocol import JsonErrorH11Protocol
 from inference.settings import Settings, option_fields
 from inferwatch.commands.options import add_options, given
 
@@ -53,18 +55,27 @@ def run(args: argparse.Namespace) -> int:
             }
         },
     )
-    config = uvicorn.Config(
+    config = server_config(app, settings)
+    DrainingServer(config, app.state.generation.drain, settings.shutdown_grace_seconds).run()
+    return 0
+
+
+def server_config(app: Any, settings: Settings, port: int | None = None) -> uvicorn.Config:
+    """The uvicorn configuration of the service (tests use it too, with port 0)."""
+    return uvicorn.Config(
         app,
         host=settings.host,
-        port=settings.port,
+        port=settings.port if port is None else port,
         workers=1,
         log_config=None,
         access_log=False,
         # The drain already waited for requests; this only bounds closing idle connections.
         timeout_graceful_shutdown=2,
+        http=JsonErrorH11Protocol,
+        # X-Forwarded-For and friends only from the proxies named; by default from nobody.
+        proxy_headers=bool(settings.trusted_proxies),
+        forwarded_allow_ips=settings.trusted_proxies or None,
     )
-    DrainingServer(config, app.state.generation.drain, settings.shutdown_grace_seconds).run()
-    return 0
 
 
 class DrainingServer(uvicorn.Server):

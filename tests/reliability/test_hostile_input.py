@@ -5,11 +5,13 @@ stays protocol-correct: the client's next request on the same keep-alive connect
 from __future__ import annotations
 
 import json
+import socket
 from collections.abc import Iterator
 
 import pytest
 
 from inference.backend import Backend
+from inference.settings import Settings
 from tests.support.raw_http import RawConnection
 from tests.support.service import RunningService, serve, small_engine
 
@@ -85,3 +87,33 @@ def test_unexpected_error_is_a_500_object_and_the_connection_lives(
         assert error["type"] == "server_error" and "tokenizer bug" not in error["message"]
         assert "x-request-id" in headers
         assert conn.request("POST", "/v1/completions", FINE, JSON)[0] == 200
+
+
+def test_malformed_http_gets_an_error_object(service: RunningService) -> None:
+    parts = service.base_url.removeprefix("http://").split(":")
+    with socket.create_connection((parts[0], int(parts[1])), timeout=30) as s:
+        s.sendall(b"GARBAGE \x00\x01 HTTP/9\r\n\r\n")
+        answer = b""
+        while data := s.recv(65536):
+            answer += data
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400") and b"application/json" in head
+    assert json.loads(body)["error"]["code"] == "bad_http"
+
+
+@pytest.mark.parametrize(("trusted", "expected"), [("", "127.0.0.1"), ("127.0.0.1", "6.6.6.6")])
+def test_forwarded_for_is_believed_only_from_configured_proxies(
+    trusted: str, expected: str
+) -> None:
+    thread, app, backend, spans = serve(small_engine(), Settings(trusted_proxies=trusted))
+    with thread as base_url:
+        service = RunningService(app, backend, spans, base_url)
+        with service.client() as c:
+            r = c.post(
+                "/v1/completions",
+                json={"prompt": "hi", "max_tokens": 1},
+                headers={"x-forwarded-for": "6.6.6.6"},
+            )
+        assert r.status_code == 200
+        (server,) = service.server_spans(1)
+    assert (server.attributes or {})["client.address"] == expected

@@ -19,6 +19,7 @@ from inference.api.app import create_app
 from inference.backend import Backend
 from inference.engine import EngineConfig, build_engine
 from inference.settings import Settings
+from inferwatch.commands.serve import server_config
 from tests.support.waiting import wait_until
 
 MODEL = "inferwatch-tiny"
@@ -64,10 +65,11 @@ class RunningService:
 
 
 class ServerThread:
-    """uvicorn.Server in a thread; port 0 lets the OS pick a free port."""
+    """uvicorn.Server in a thread, configured as `inferwatch serve` configures it; port 0 lets
+    the OS pick a free port."""
 
     def __init__(self, app: FastAPI) -> None:
-        config = uvicorn.Config(app, host="127.0.0.1", port=0, log_config=None, lifespan="on")
+        config = server_config(app, app.state.settings, port=0)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 

@@ -90,7 +90,8 @@ class BaselineRule:
         )
 
     def lagged_range_ms(self, t_ms: int) -> tuple[int, int]:
-        """`[window] offset offset` at t: both ends included, as in Prometheus 2.x."""
+        """The range `sli[baseline_window] offset baseline_offset` reads at t, both ends
+        included as in Prometheus 2.x."""
         end = t_ms - round(self.timing.baseline_offset * 1000)
         return end - round(self.timing.baseline_window * 1000), end
 

@@ -26,7 +26,7 @@ STEADY_ERROR_RATIO = 0.03
 STEADY_QUEUE_DEPTH = 20
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Phase:
     start_s: int
     level: float  # SLI as a multiple of its steady value
@@ -34,7 +34,7 @@ class Phase:
     noise: float = 0.0  # each step's level is drawn from level * (1 +- noise)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Scenario:
     name: str
     phases: tuple[Phase, ...]

@@ -16,6 +16,7 @@ COMMANDS: dict[str, str] = {
     "engine": "run the engine alone on a sample workload",
     "exporter": "standalone GPU/host exporter",
     "generate": "write (or --check) the generated rules, configs and docs",
+    "bench": "load generator for any OpenAI-compatible server, per-priority figures",
 }
 
 

@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # The CPU build of torch; override (e.g. TORCH='torch==2.13.0 --index-url ...') for a CUDA host.
 TORCH ?= torch==2.13.0
 
-.PHONY: run test lint generate system-deps clean
+.PHONY: run test reliability lint generate system-deps clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,11 @@ test: $(STAMP) system-deps
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/inferwatch generate --check
 	$(VENV)/bin/pytest
+
+## The reliability suite at full length: more fuzzing, a 5-minute soak at 2x capacity.
+reliability: $(STAMP) system-deps
+	FUZZ_EXAMPLES=300 $(VENV)/bin/pytest tests/reliability
+	$(PY) -m benchmarks.soak --minutes 5
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -17,22 +17,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import socket
 import statistics
-import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import httpx
 
-REPO = Path(__file__).resolve().parents[1]
-INFERWATCH = Path(sys.executable).parent / "inferwatch"
+from benchmarks.serving import serve
 
 
 class _Sink(BaseHTTPRequestHandler):
@@ -66,43 +61,10 @@ def otlp_sink() -> Iterator[str]:
         server.server_close()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextmanager
 def service(env_extra: dict[str, str], device: str) -> Iterator[str]:
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "INFERWATCH_"))}
-    env.update(env_extra)
-    env["INFERWATCH_LOG_LEVEL"] = "warning"
-    proc = subprocess.Popen(
-        [str(INFERWATCH), "serve", "--port", str(port), "--device", device],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"inferwatch serve exited with {proc.returncode}")
-            try:
-                if httpx.get(base + "/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("inferwatch serve did not become ready")
-            time.sleep(0.2)
-        yield base
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+    with serve(["--device", device], env_extra) as served:
+        yield served.base_url
 
 
 async def _one(client: httpx.AsyncClient, i: int, max_tokens: int) -> int:
@@ -117,7 +79,8 @@ async def _one(client: httpx.AsyncClient, i: int, max_tokens: int) -> int:
         response.raise_for_status()
         return int(response.json()["usage"]["completion_tokens"])
     tokens = 0
-    async with client.stream("POST", "/v1/completions", json={**body, "stream": True}) as r:
+    streamed = {**body, "stream": True, "stream_options": {"include_usage": True}}
+    async with client.stream("POST", "/v1/completions", json=streamed) as r:
         r.raise_for_status()
         async for line in r.aiter_lines():
             if line.startswith("data: {"):

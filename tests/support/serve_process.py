@@ -23,8 +23,10 @@ def free_port() -> int:
 
 
 class ServeProcess:
-    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
-        self.port = free_port()
+    def __init__(
+        self, *args: str, env: dict[str, str] | None = None, port: int | None = None
+    ) -> None:
+        self.port = port or free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         full_env = {**os.environ, "INFERWATCH_NUM_KV_BLOCKS": "256", **(env or {})}
         if "OTEL_EXPORTER_OTLP_ENDPOINT" not in (env or {}):

@@ -1,11 +1,13 @@
 """One request, as a user sees it: streamed, timed at the client (time to first token, gaps
 between chunks), retried after a refusal the way the official `openai` client retries
-(honouring `retry-after-ms` / `Retry-After` up to 60 s, else exponential backoff with jitter,
-never when `x-should-retry: false`)."""
+(the openai 3.x rule: `retry-after-ms`, then `Retry-After` in seconds or as an HTTP date, used
+when within (0, 120] s; over 120 s no retry at all; else 0.5 s x 2^n capped at 8 s, minus up to
+25% jitter; `x-should-retry` overrides everything)."""
 
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import json
 import random
 import time
@@ -14,7 +16,7 @@ from dataclasses import dataclass, field
 import httpx
 
 RETRYABLE = {408, 409, 429, 500, 502, 503, 504}
-MAX_HONOURED_RETRY_AFTER = 60.0
+MAX_HONOURED_RETRY_AFTER = 120.0
 
 
 @dataclass
@@ -54,22 +56,38 @@ class Target:
     chat: bool = False
 
 
-def retry_delay(response: httpx.Response | None, attempt: int, rng: random.Random) -> float:
-    """The openai client's rule: a server-given delay within (0, 60] s wins; else 0.5 s * 2^n
-    capped at 8 s, with up to 25% jitter."""
+def retry_delay(
+    response: httpx.Response | None, attempt: int, rng: random.Random
+) -> float | None:
+    """Seconds to wait before the next attempt, or None when the client would not retry."""
     if response is not None:
         for header, scale in (("retry-after-ms", 1e-3), ("retry-after", 1.0)):
             raw = response.headers.get(header)
             if raw is None:
                 continue
-            try:
-                seconds = float(raw) * scale
-            except ValueError:
+            seconds = _seconds(raw, scale)
+            if seconds is None:
                 continue
-            if 0 < seconds <= MAX_HONOURED_RETRY_AFTER:
+            if seconds > MAX_HONOURED_RETRY_AFTER:
+                return None
+            if seconds > 0:
                 return seconds
     base = min(0.5 * 2**attempt, 8.0)
     return base * (1 - 0.25 * rng.random())
+
+
+def _seconds(raw: str, scale: float) -> float | None:
+    try:
+        return float(raw) * scale
+    except ValueError:
+        pass
+    if scale != 1.0:
+        return None
+    try:
+        when = email.utils.parsedate_to_datetime(raw)
+    except (TypeError, ValueError):
+        return None
+    return when.timestamp() - time.time()
 
 
 async def send(
@@ -93,11 +111,17 @@ async def send(
     attempt = 0
     while True:
         response = await _attempt(client, target, path, body, headers, result)
-        if result.ok or response is None or response.status_code not in RETRYABLE:
+        if result.ok or response is None:
             break
-        if response.headers.get("x-should-retry") == "false" or attempt >= target.max_retries:
+        if response.status_code not in RETRYABLE and response.headers.get("x-should-retry") != "true":
             break
-        await asyncio.sleep(retry_delay(response, attempt, rng))
+        should = response.headers.get("x-should-retry")
+        if should == "false" or attempt >= target.max_retries:
+            break
+        delay = retry_delay(response, attempt, rng)
+        if delay is None and should != "true":
+            break
+        await asyncio.sleep(delay if delay is not None else 0.5)
         attempt += 1
         result.retries += 1
     result.end = time.monotonic()

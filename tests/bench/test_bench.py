@@ -76,10 +76,11 @@ def test_retry_delay_follows_the_openai_client() -> None:
 
     assert retry_delay(response(**{"retry-after": "2"}), 0, rng) == 2.0
     assert retry_delay(response(**{"retry-after-ms": "250"}), 0, rng) == 0.25
-    # Over 60 s (or nonsense) is ignored: exponential backoff with jitter instead.
+    assert retry_delay(response(**{"retry-after": "600"}), 0, rng) is None  # > 120 s: give up
+    # Nothing usable from the server: exponential backoff with up to 25% jitter.
     for attempt, cap in ((0, 0.5), (3, 4.0), (9, 8.0)):
-        delay = retry_delay(response(**{"retry-after": "600"}), attempt, rng)
-        assert 0.75 * cap <= delay <= cap
+        delay = retry_delay(response(**{"retry-after": "soon"}), attempt, rng)
+        assert delay is not None and 0.75 * cap <= delay <= cap
 
 
 def test_mix_and_percentiles() -> None:

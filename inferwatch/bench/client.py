@@ -113,9 +113,9 @@ async def send(
         response = await _attempt(client, target, path, body, headers, result)
         if result.ok or response is None:
             break
-        if response.status_code not in RETRYABLE and response.headers.get("x-should-retry") != "true":
-            break
         should = response.headers.get("x-should-retry")
+        if response.status_code not in RETRYABLE and should != "true":
+            break
         if should == "false" or attempt >= target.max_retries:
             break
         delay = retry_delay(response, attempt, rng)

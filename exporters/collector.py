@@ -13,8 +13,10 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Protocol
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
+
+from exporters.catalog import COLLECT_DURATION, COLLECT_ERRORS
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +45,8 @@ class CollectorGroup(Collector):
         self._lock = threading.Lock()
 
     def describe(self) -> Iterable[Metric]:
-        # No hardware calls at registration; the names are checked against METRICS.md in tests.
+        # No hardware calls at registration; tests check every family against the catalog
+        # (exporters/catalog.py), which docs/metrics.md is generated from.
         return []
 
     def errors(self, name: str) -> int:
@@ -51,11 +54,7 @@ class CollectorGroup(Collector):
             return self._errors[name]
 
     def collect(self) -> Iterable[Metric]:
-        duration = GaugeMetricFamily(
-            "inferwatch_exporter_collect_duration_seconds",
-            "Time spent in the last collection, by collector.",
-            labels=["collector"],
-        )
+        duration = COLLECT_DURATION.family()
         families: list[Metric] = []
         for source in self.sources:
             start = time.perf_counter()
@@ -70,11 +69,7 @@ class CollectorGroup(Collector):
             else:
                 self._note_success(source.name)
             duration.add_metric([source.name], time.perf_counter() - start)
-        errors = CounterMetricFamily(
-            "inferwatch_exporter_collect_errors_total",
-            "Failed collections, by collector.",
-            labels=["collector"],
-        )
+        errors = COLLECT_ERRORS.family()
         with self._lock:
             for name, count in self._errors.items():
                 errors.add_metric([name], count)

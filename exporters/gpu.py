@@ -12,16 +12,16 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import Metric
 
+from exporters import catalog
+from exporters.catalog import MetricDef
 from exporters.nvml_cache import SharedPass
 from exporters.nvml_device import DeviceReading, GpuReading, read_gpus
 from exporters.nvml_session import NvmlSession
 from exporters.xid import XidWatcher
 
 log = logging.getLogger(__name__)
-
-DEVICE_LABELS = ["gpu", "uuid"]
 
 
 def _import_pynvml() -> Any:
@@ -70,14 +70,14 @@ class GpuSource:
     def collect(self) -> Iterable[Metric]:
         reading = self._passes.get()
         return [
-            _gauge("inferwatch_gpu_up", _UP_HELP, 1),
+            catalog.GPU_UP.family(1),
             *_device_families(reading),
             *self._xid_families(),
         ]
 
     def on_error(self, exc: BaseException) -> Iterable[Metric]:
         # XID counters stay visible: the XID that precedes a lost GPU matters most.
-        return [_gauge("inferwatch_gpu_up", _UP_HELP, 0), *self._xid_families()]
+        return [catalog.GPU_UP.family(0), *self._xid_families()]
 
     def close(self) -> None:
         """Stops the XID watcher and releases this source's NVML reference."""
@@ -105,74 +105,48 @@ class GpuSource:
         counts = self._xid.counts()
         if not counts:
             return []
-        family = CounterMetricFamily(
-            "inferwatch_gpu_xid_errors_total",
-            "XID critical error events seen by the NVML event watcher.",
-            labels=[*DEVICE_LABELS, "xid"],
-        )
+        family = catalog.GPU_XID_ERRORS.family()
         for labels, count in sorted(counts.items()):
             family.add_metric(list(labels), count)
         return [family]
 
 
-_UP_HELP = "1 when NVML initialised and the last collection succeeded."
-
-# (family name, help, DeviceReading attribute) for the plain per-device gauges.
-_GAUGES: list[tuple[str, str, str]] = [
-    (
-        "inferwatch_gpu_utilization_ratio",
-        "GPU busy fraction over the last sample period.",
-        "utilization_ratio",
-    ),
-    ("inferwatch_gpu_memory_used_bytes", "Framebuffer memory in use.", "memory_used_bytes"),
-    ("inferwatch_gpu_memory_free_bytes", "Framebuffer memory free.", "memory_free_bytes"),
-    ("inferwatch_gpu_memory_total_bytes", "Framebuffer memory in all.", "memory_total_bytes"),
-    ("inferwatch_gpu_temperature_celsius", "GPU die temperature.", "temperature_celsius"),
-    ("inferwatch_gpu_power_watts", "Power draw.", "power_watts"),
-    ("inferwatch_gpu_power_limit_watts", "Enforced power limit.", "power_limit_watts"),
-    ("inferwatch_gpu_sm_clock_hertz", "Current SM clock.", "sm_clock_hertz"),
-]
+# The plain per-device gauges, with the DeviceReading attribute each one reports.
+_GAUGES: tuple[tuple[MetricDef, str], ...] = (
+    (catalog.GPU_UTILIZATION, "utilization_ratio"),
+    (catalog.GPU_MEMORY_USED, "memory_used_bytes"),
+    (catalog.GPU_MEMORY_FREE, "memory_free_bytes"),
+    (catalog.GPU_MEMORY_TOTAL, "memory_total_bytes"),
+    (catalog.GPU_TEMPERATURE, "temperature_celsius"),
+    (catalog.GPU_POWER, "power_watts"),
+    (catalog.GPU_POWER_LIMIT, "power_limit_watts"),
+    (catalog.GPU_SM_CLOCK, "sm_clock_hertz"),
+)
 
 
 def _device_families(reading: GpuReading) -> list[Metric]:
     devices = reading.devices
     families: list[Metric] = []
-    info = GaugeMetricFamily(
-        "inferwatch_gpu_info",
-        "Static facts about each GPU (value 1).",
-        labels=[*DEVICE_LABELS, "name", "driver_version", "pci_bus_id", "mig_mode"],
-    )
+    info = catalog.GPU_INFO.family()
     for d in devices:
         info.add_metric([*_ids(d), d.name, reading.driver_version, d.pci_bus_id, d.mig_mode], 1)
     families.append(info)
-    for name, help_, attr in _GAUGES:
-        family = GaugeMetricFamily(name, help_, labels=DEVICE_LABELS)
+    for definition, attr in _GAUGES:
+        family = definition.family()
         for d in devices:
             value = getattr(d, attr)
             if value is not None:
                 family.add_metric(_ids(d), value)
         families.append(family)
-    energy = CounterMetricFamily(
-        "inferwatch_gpu_energy_joules_total",
-        "Energy consumed since the driver was loaded.",
-        labels=DEVICE_LABELS,
-    )
+    energy = catalog.GPU_ENERGY.family()
     for d in devices:
         if d.energy_joules is not None:
             energy.add_metric(_ids(d), d.energy_joules)
-    clock_events = GaugeMetricFamily(
-        "inferwatch_gpu_clock_event_active",
-        "1 while the reason holds clocks down (throttling or idle), else 0.",
-        labels=[*DEVICE_LABELS, "reason"],
-    )
+    clock_events = catalog.GPU_CLOCK_EVENT.family()
     for d in devices:
         for reason, active in d.clock_events.items():
             clock_events.add_metric([*_ids(d), reason], 1 if active else 0)
-    ecc = CounterMetricFamily(
-        "inferwatch_gpu_ecc_errors_total",
-        "Volatile ECC error counts (since the driver was loaded), by type.",
-        labels=[*DEVICE_LABELS, "type"],
-    )
+    ecc = catalog.GPU_ECC_ERRORS.family()
     for d in devices:
         for type_, count in d.ecc_errors.items():
             ecc.add_metric([*_ids(d), type_], count)
@@ -183,7 +157,3 @@ def _device_families(reading: GpuReading) -> list[Metric]:
 
 def _ids(d: DeviceReading) -> list[str]:
     return [str(d.index), d.uuid]
-
-
-def _gauge(name: str, help_: str, value: float) -> GaugeMetricFamily:
-    return GaugeMetricFamily(name, help_, value=value)

@@ -13,7 +13,9 @@ from collections.abc import Iterable
 from typing import Any
 
 import psutil
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import Metric
+
+from exporters.catalog import HOST_CPU_UTILIZATION, HOST_MEMORY_TOTAL, HOST_MEMORY_USED
 
 
 class HostSource:
@@ -30,23 +32,11 @@ class HostSource:
         families: list[Metric] = []
         ratio = self._cpu_ratio()
         if ratio is not None:
-            families.append(
-                GaugeMetricFamily(
-                    "inferwatch_host_cpu_utilization_ratio",
-                    "Share of all CPU time spent busy since the previous collection.",
-                    value=ratio,
-                )
-            )
+            families.append(HOST_CPU_UTILIZATION.family(ratio))
         memory = psutil.virtual_memory()
         families += [
-            GaugeMetricFamily(
-                "inferwatch_host_memory_used_bytes",
-                "Memory in use: total minus available (reclaimable page cache counts as free).",
-                value=memory.total - memory.available,
-            ),
-            GaugeMetricFamily(
-                "inferwatch_host_memory_total_bytes", "Physical memory.", value=memory.total
-            ),
+            HOST_MEMORY_USED.family(memory.total - memory.available),
+            HOST_MEMORY_TOTAL.family(memory.total),
         ]
         return families
 

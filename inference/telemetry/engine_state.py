@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import Metric
 
 from inference.backend import Backend, KVCacheStats, Priority
+from inference.telemetry import catalog
 
 
 class QueueSource:
@@ -26,22 +27,14 @@ class QueueSource:
     def collect(self) -> Iterable[Metric]:
         stats = self.backend.stats()
         model = self.backend.model_name
-        depth = GaugeMetricFamily(
-            "inferwatch_queue_depth", "Requests waiting now.", labels=["model", "priority"]
-        )
-        oldest = GaugeMetricFamily(
-            "inferwatch_queue_oldest_wait_seconds",
-            "Age of the oldest waiting request.",
-            labels=["model", "priority"],
-        )
+        depth = catalog.QUEUE_DEPTH.family()
+        oldest = catalog.QUEUE_OLDEST_WAIT.family()
         for priority in Priority:
             depth.add_metric([model, priority.value], stats.waiting_by_priority.get(priority, 0))
             oldest.add_metric(
                 [model, priority.value], stats.oldest_wait_seconds_by_priority.get(priority, 0.0)
             )
-        running = GaugeMetricFamily(
-            "inferwatch_requests_running", "Sequences in the running batch.", labels=["model"]
-        )
+        running = catalog.REQUESTS_RUNNING.family()
         running.add_metric([model], stats.running)
         families: list[Metric] = [depth, oldest, running]
         if stats.kv is not None:
@@ -54,40 +47,20 @@ class QueueSource:
 
 
 def _kv_families(model: str, kv: KVCacheStats) -> list[Metric]:
-    preemptions = CounterMetricFamily(
-        "inferwatch_preemptions_total",
-        "Sequences preempted for KV space.",
-        labels=["model", "priority"],
-    )
+    preemptions = catalog.PREEMPTIONS.family()
     for priority in Priority:
         preemptions.add_metric([model, priority.value], kv.preemptions_by_priority.get(priority, 0))
-    usage = GaugeMetricFamily(
-        "inferwatch_kv_cache_usage_ratio", "Used KV blocks / total.", labels=["model"]
-    )
+    usage = catalog.KV_CACHE_USAGE.family()
     usage.add_metric([model], kv.usage_ratio)
-    blocks = GaugeMetricFamily(
-        "inferwatch_kv_cache_blocks", "KV blocks by state.", labels=["model", "state"]
-    )
+    blocks = catalog.KV_CACHE_BLOCKS.family()
     blocks.add_metric([model, "used"], kv.blocks_used)
     blocks.add_metric([model, "free"], kv.blocks_free)
     blocks.add_metric([model, "cached"], kv.blocks_cached)
-    queries = CounterMetricFamily(
-        "inferwatch_prefix_cache_queries_total",
-        "Prompt tokens looked up in the prefix cache.",
-        labels=["model"],
-    )
+    queries = catalog.PREFIX_CACHE_QUERIES.family()
     queries.add_metric([model], kv.prefix_cache_queries_tokens)
-    hits = CounterMetricFamily(
-        "inferwatch_prefix_cache_hits_total",
-        "Prompt tokens found in the prefix cache.",
-        labels=["model"],
-    )
+    hits = catalog.PREFIX_CACHE_HITS.family()
     hits.add_metric([model], kv.prefix_cache_hits_tokens)
-    info = GaugeMetricFamily(
-        "inferwatch_kv_cache_info",
-        "KV cache configuration (value 1).",
-        labels=["model", "block_size", "num_blocks", "dtype", "device"],
-    )
+    info = catalog.KV_CACHE_INFO.family()
     info.add_metric(
         [model, str(kv.block_size), str(kv.blocks_total), kv.dtype, kv.device],
         1,

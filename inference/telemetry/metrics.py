@@ -1,4 +1,5 @@
-"""The service's own metric families (METRICS.md "Service and engine"), on a per-app registry.
+"""The service's own metric families (docs/metrics.md "Service and engine"), on a per-app
+registry; each is built from its entry in inference/telemetry/catalog.py.
 
 Event metrics (requests, latencies, tokens, steps) live here; live engine state (queue depth,
 KV usage, ...) is read at scrape time by `inference.telemetry.engine_state.QueueSource`
@@ -14,29 +15,20 @@ from itertools import pairwise
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from inference.backend import Priority, RequestTimes, StepStats
+from exporters.catalog import MetricDef
+from inference.backend import RequestTimes, StepStats
+from inference.telemetry import catalog
 from inference.telemetry.batch_histogram import BatchHistogram
-from inference.telemetry.metric_names import (
+from inference.telemetry.catalog import (
     DEGRADATION_DIRECTIONS,
     DEGRADATION_TRIGGERS,
     NOTIFICATION_STATUSES,
     OUTCOMES,
+    PRIORITIES,
     REJECTION_REASONS,
     STEP_PHASES,
 )
-
-# From 1 ms: fast deployments otherwise read every p99 as the first bucket.
-LATENCY_BUCKETS: tuple[float, ...] = (
-    0.001, 0.0025, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5,
-    0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 20.0, 30.0, 60.0,
-)  # fmt: skip
-DURATION_BUCKETS: tuple[float, ...] = (
-    0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0,
-    60.0, 120.0, 180.0, 300.0,
-)  # fmt: skip
-BATCH_SIZE_BUCKETS: tuple[float, ...] = (1, 2, 4, 8, 16, 32, 64, 128, 256)
-
-PRIORITIES: tuple[str, ...] = tuple(p.value for p in Priority)
+from inference.telemetry.catalog import LATENCY_BUCKETS as LATENCY_BUCKETS  # re-export
 
 
 @dataclass(frozen=True)
@@ -66,67 +58,25 @@ class ServiceMetrics:
         concurrency_limit: int,
     ) -> None:
         self.model = model
-        mp = ["model", "priority"]
-        self.requests = Counter(
-            "inferwatch_requests_total", "Finished requests by outcome.",
-            ["model", "priority", "outcome"], registry=registry,
-        )  # fmt: skip
-        self.rejections = Counter(
-            "inferwatch_request_rejections_total", "Requests refused, by reason.",
-            ["model", "priority", "reason"], registry=registry,
-        )  # fmt: skip
-        self.ttft = Histogram(
-            "inferwatch_time_to_first_token_seconds", "Arrival to first token.", mp,
-            buckets=LATENCY_BUCKETS, registry=registry,
-        )  # fmt: skip
+        self.requests = _counter(catalog.REQUESTS, registry)
+        self.rejections = _counter(catalog.REJECTIONS, registry)
+        self.ttft = _histogram(catalog.TIME_TO_FIRST_TOKEN, registry)
         self.itl = BatchHistogram(
-            "inferwatch_inter_token_latency_seconds", "Gap between consecutive tokens.", mp,
-            buckets=LATENCY_BUCKETS, registry=registry,
-        )  # fmt: skip
-        self.duration = Histogram(
-            "inferwatch_request_duration_seconds", "Arrival to last token.", mp,
-            buckets=DURATION_BUCKETS, registry=registry,
-        )  # fmt: skip
-        self.queue_wait = Histogram(
-            "inferwatch_queue_wait_seconds", "Arrival to first scheduled.", mp,
-            buckets=LATENCY_BUCKETS, registry=registry,
-        )  # fmt: skip
-        self.prompt_tokens = Counter(
-            "inferwatch_prompt_tokens_total", "Prompt tokens of finished requests.", mp,
+            *_named(catalog.INTER_TOKEN_LATENCY, "histogram"),
+            buckets=catalog.INTER_TOKEN_LATENCY.buckets,
             registry=registry,
-        )  # fmt: skip
-        self.generation_tokens = Counter(
-            "inferwatch_generation_tokens_total", "Generated tokens of finished requests.", mp,
-            registry=registry,
-        )  # fmt: skip
-        self.step_duration = Histogram(
-            "inferwatch_engine_step_duration_seconds", "One scheduler step, by phase.",
-            ["model", "phase"], buckets=LATENCY_BUCKETS, registry=registry,
-        )  # fmt: skip
-        self.batch_size = Histogram(
-            "inferwatch_batch_size", "Sequences per scheduler step.", ["model"],
-            buckets=BATCH_SIZE_BUCKETS, registry=registry,
-        )  # fmt: skip
-        self.degradation_level = Gauge(
-            "inferwatch_degradation_level", "Degradation level: 0 = normal.", ["model"],
-            registry=registry,
-        )  # fmt: skip
-        self.degradation_transitions = Counter(
-            "inferwatch_degradation_transitions_total", "Degradation level changes.",
-            ["model", "direction", "trigger"], registry=registry,
-        )  # fmt: skip
-        self.concurrency_limit = Gauge(
-            "inferwatch_admission_concurrency_limit", "Current in-flight request limit.",
-            ["model"], registry=registry,
-        )  # fmt: skip
-        self.alert_notifications = Counter(
-            "inferwatch_alert_notifications_total", "Alertmanager webhook calls received.",
-            ["status"], registry=registry,
-        )  # fmt: skip
-        build_info = Gauge(
-            "inferwatch_build_info", "What is running (value 1).",
-            ["version", "backend", "device"], registry=registry,
-        )  # fmt: skip
+        )
+        self.duration = _histogram(catalog.REQUEST_DURATION, registry)
+        self.queue_wait = _histogram(catalog.QUEUE_WAIT, registry)
+        self.prompt_tokens = _counter(catalog.PROMPT_TOKENS, registry)
+        self.generation_tokens = _counter(catalog.GENERATION_TOKENS, registry)
+        self.step_duration = _histogram(catalog.ENGINE_STEP_DURATION, registry)
+        self.batch_size = _histogram(catalog.BATCH_SIZE, registry)
+        self.degradation_level = _gauge(catalog.DEGRADATION_LEVEL, registry)
+        self.degradation_transitions = _counter(catalog.DEGRADATION_TRANSITIONS, registry)
+        self.concurrency_limit = _gauge(catalog.CONCURRENCY_LIMIT, registry)
+        self.alert_notifications = _counter(catalog.ALERT_NOTIFICATIONS, registry)
+        build_info = _gauge(catalog.BUILD_INFO, registry)
         build_info.labels(version, backend, device).set(1)
         self.degradation_level.labels(model).set(0)
         self.concurrency_limit.labels(model).set(concurrency_limit)
@@ -189,6 +139,26 @@ class ServiceMetrics:
         """Step listener: runs on the engine thread; prometheus-client children are thread-safe."""
         self.step_duration.labels(self.model, step.phase).observe(step.duration_seconds)
         self.batch_size.labels(self.model).observe(step.batch_size)
+
+
+def _named(d: MetricDef, expected: str) -> tuple[str, str, tuple[str, ...]]:
+    """(name, help, labels) of a definition, refusing one of another type: an instrument of
+    the wrong kind would export a TYPE the catalog (and docs/metrics.md) does not say."""
+    if d.exposed_type != expected:
+        raise TypeError(f"{d.name} is a {d.type}, not a {expected}")
+    return d.name, d.help, d.labels
+
+
+def _counter(d: MetricDef, registry: CollectorRegistry) -> Counter:
+    return Counter(*_named(d, "counter"), registry=registry)
+
+
+def _gauge(d: MetricDef, registry: CollectorRegistry) -> Gauge:
+    return Gauge(*_named(d, "gauge"), registry=registry)
+
+
+def _histogram(d: MetricDef, registry: CollectorRegistry) -> Histogram:
+    return Histogram(*_named(d, "histogram"), buckets=d.buckets, registry=registry)
 
 
 def _last(values: Sequence[float]) -> float | None:

@@ -26,7 +26,7 @@ class Exported:
     values: Mapping[str, frozenset[str]]  # label -> values seen
 
 
-def exported(openmetrics: str) -> dict[str, Exported]:
+def families_of(openmetrics: str) -> dict[str, Exported]:
     """`inferwatch_*` families of an OpenMetrics exposition, by catalog name (counters with
     `_total`). OpenMetrics, not classic text: there `_created` and `_total` stay inside their
     family instead of passing for families of their own."""

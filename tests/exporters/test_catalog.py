@@ -15,7 +15,7 @@ from exporters.catalog import EXPORTER_FAMILIES, GPU_INFO, GPU_UP, MetricDef
 from exporters.collector import CollectorGroup
 from exporters.gpu import GpuSource
 from exporters.host import HostSource
-from tests.exporters.catalog_check import Exported, disagreements, exported
+from tests.exporters.catalog_check import Exported, disagreements, families_of
 from tests.support.fake_nvml import two_gpus
 from tests.support.waiting import wait_until
 
@@ -42,7 +42,7 @@ def families() -> Iterator[dict[str, Exported]]:
             # One scrape with every family: the XID must have been counted, and the host CPU
             # ratio needs some CPU time to pass since the source was made.
             seen.clear()
-            seen.update(exported(_openmetrics(group)))
+            seen.update(families_of(_openmetrics(group)))
             return all(d.name in seen for d in EXPORTER_FAMILIES)
 
         assert wait_until(complete), sorted(d.name for d in EXPORTER_FAMILIES if d.name not in seen)

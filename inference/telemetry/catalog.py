@@ -1,0 +1,165 @@
+"""Every metric family inferwatch exports, as data: the service's half here, the exporters' half
+in exporters/catalog.py, both together in `CATALOG`.
+
+`ServiceMetrics` and `QueueSource` build their families from these entries, docs/metrics.md is
+generated from them (`inferwatch generate`), and tests check that the running service exports
+exactly this catalog. A fixed label vocabulary lives here too, so the code that creates the
+series up front and the reference page read the same tuple.
+"""
+
+from __future__ import annotations
+
+from exporters.catalog import EXPORTER_FAMILIES, MetricDef
+from inference.backend import Priority
+
+PRIORITIES: tuple[str, ...] = tuple(p.value for p in Priority)
+OUTCOMES: tuple[str, ...] = ("completed", "rejected", "failed", "cancelled")
+REJECTION_REASONS: tuple[str, ...] = (
+    "queue_full",
+    "shed",
+    "rate_limited",
+    "circuit_open",
+    "prompt_too_long",
+)
+STEP_PHASES: tuple[str, ...] = ("prefill", "decode", "mixed")
+DEGRADATION_DIRECTIONS: tuple[str, ...] = ("up", "down")
+DEGRADATION_TRIGGERS: tuple[str, ...] = ("local", "alertmanager", "manual")
+NOTIFICATION_STATUSES: tuple[str, ...] = ("accepted", "duplicate", "unauthorized", "invalid")
+KV_BLOCK_STATES: tuple[str, ...] = ("used", "free", "cached")
+
+# From 1 ms: fast deployments otherwise read every p99 as the first bucket.
+LATENCY_BUCKETS: tuple[float, ...] = (
+    0.001, 0.0025, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5,
+    0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 20.0, 30.0, 60.0,
+)  # fmt: skip
+DURATION_BUCKETS: tuple[float, ...] = (
+    0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0,
+    60.0, 120.0, 180.0, 300.0,
+)  # fmt: skip
+BATCH_SIZE_BUCKETS: tuple[float, ...] = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+
+_MP = ("model", "priority")
+_PRIORITY = {"priority": PRIORITIES}
+
+REQUESTS = MetricDef(
+    "inferwatch_requests_total", "counter", "Finished requests by outcome.",
+    unit="requests", labels=(*_MP, "outcome"), values={**_PRIORITY, "outcome": OUTCOMES},
+)  # fmt: skip
+REJECTIONS = MetricDef(
+    "inferwatch_request_rejections_total", "counter", "Requests refused, by reason.",
+    unit="requests", labels=(*_MP, "reason"),
+    values={**_PRIORITY, "reason": REJECTION_REASONS},
+)  # fmt: skip
+TIME_TO_FIRST_TOKEN = MetricDef(
+    "inferwatch_time_to_first_token_seconds", "histogram", "Arrival to first token.",
+    unit="seconds", labels=_MP, values=_PRIORITY, buckets=LATENCY_BUCKETS, exemplar=True,
+)  # fmt: skip
+INTER_TOKEN_LATENCY = MetricDef(
+    "inferwatch_inter_token_latency_seconds", "histogram", "Gap between consecutive tokens.",
+    unit="seconds", labels=_MP, values=_PRIORITY, buckets=LATENCY_BUCKETS, exemplar=True,
+)  # fmt: skip
+REQUEST_DURATION = MetricDef(
+    "inferwatch_request_duration_seconds", "histogram", "Arrival to last token.",
+    unit="seconds", labels=_MP, values=_PRIORITY, buckets=DURATION_BUCKETS, exemplar=True,
+)  # fmt: skip
+QUEUE_WAIT = MetricDef(
+    "inferwatch_queue_wait_seconds", "histogram", "Arrival to first scheduled.",
+    unit="seconds", labels=_MP, values=_PRIORITY, buckets=LATENCY_BUCKETS, exemplar=True,
+)  # fmt: skip
+PROMPT_TOKENS = MetricDef(
+    "inferwatch_prompt_tokens_total", "counter", "Prompt tokens of finished requests.",
+    unit="tokens", labels=_MP, values=_PRIORITY,
+)  # fmt: skip
+GENERATION_TOKENS = MetricDef(
+    "inferwatch_generation_tokens_total", "counter", "Generated tokens of finished requests.",
+    unit="tokens", labels=_MP, values=_PRIORITY,
+)  # fmt: skip
+QUEUE_DEPTH = MetricDef(
+    "inferwatch_queue_depth", "gauge", "Requests waiting now.",
+    unit="requests", labels=_MP, values=_PRIORITY, source="backend.stats() at scrape time",
+)  # fmt: skip
+QUEUE_OLDEST_WAIT = MetricDef(
+    "inferwatch_queue_oldest_wait_seconds", "gauge", "Age of the oldest waiting request.",
+    unit="seconds", labels=_MP, values=_PRIORITY, source="backend.stats() at scrape time",
+)  # fmt: skip
+REQUESTS_RUNNING = MetricDef(
+    "inferwatch_requests_running", "gauge", "Sequences in the running batch.",
+    unit="sequences", labels=("model",), source="backend.stats() at scrape time",
+)  # fmt: skip
+ENGINE_STEP_DURATION = MetricDef(
+    "inferwatch_engine_step_duration_seconds", "histogram", "One scheduler step, by phase.",
+    unit="seconds", labels=("model", "phase"), values={"phase": STEP_PHASES},
+    buckets=LATENCY_BUCKETS,
+)  # fmt: skip
+BATCH_SIZE = MetricDef(
+    "inferwatch_batch_size", "histogram", "Sequences per scheduler step.",
+    unit="sequences", labels=("model",), buckets=BATCH_SIZE_BUCKETS,
+)  # fmt: skip
+DEGRADATION_LEVEL = MetricDef(
+    "inferwatch_degradation_level", "gauge", "Degradation level: 0 = normal.",
+    unit="level", labels=("model",),
+)  # fmt: skip
+DEGRADATION_TRANSITIONS = MetricDef(
+    "inferwatch_degradation_transitions_total", "counter", "Degradation level changes.",
+    unit="transitions", labels=("model", "direction", "trigger"),
+    values={"direction": DEGRADATION_DIRECTIONS, "trigger": DEGRADATION_TRIGGERS},
+)  # fmt: skip
+CONCURRENCY_LIMIT = MetricDef(
+    "inferwatch_admission_concurrency_limit", "gauge", "Current in-flight request limit.",
+    unit="requests", labels=("model",),
+)  # fmt: skip
+ALERT_NOTIFICATIONS = MetricDef(
+    "inferwatch_alert_notifications_total", "counter", "Alertmanager webhook calls received.",
+    unit="calls", labels=("status",), values={"status": NOTIFICATION_STATUSES},
+)  # fmt: skip
+BUILD_INFO = MetricDef(
+    "inferwatch_build_info", "info", "What is running (value 1).",
+    labels=("version", "backend", "device"), source="at start",
+)  # fmt: skip
+
+# Only for a backend with a KV cache (`BackendStats.kv`); a proxy backend has none of these.
+_KV_SOURCE = "backend.stats().kv at scrape time"
+KV_CACHE_USAGE = MetricDef(
+    "inferwatch_kv_cache_usage_ratio", "gauge", "Used KV blocks / total.",
+    unit="ratio", labels=("model",), source=_KV_SOURCE,
+)  # fmt: skip
+KV_CACHE_BLOCKS = MetricDef(
+    "inferwatch_kv_cache_blocks", "gauge", "KV blocks by state.",
+    unit="blocks", labels=("model", "state"), values={"state": KV_BLOCK_STATES},
+    source=_KV_SOURCE,
+)  # fmt: skip
+PREFIX_CACHE_QUERIES = MetricDef(
+    "inferwatch_prefix_cache_queries_total", "counter",
+    "Prompt tokens looked up in the prefix cache.",
+    unit="tokens", labels=("model",), source=_KV_SOURCE,
+)  # fmt: skip
+PREFIX_CACHE_HITS = MetricDef(
+    "inferwatch_prefix_cache_hits_total", "counter", "Prompt tokens found in the prefix cache.",
+    unit="tokens", labels=("model",), source=_KV_SOURCE,
+)  # fmt: skip
+PREEMPTIONS = MetricDef(
+    "inferwatch_preemptions_total", "counter", "Sequences preempted for KV space.",
+    unit="sequences", labels=_MP, values=_PRIORITY, source=_KV_SOURCE,
+)  # fmt: skip
+KV_CACHE_INFO = MetricDef(
+    "inferwatch_kv_cache_info", "info", "KV cache configuration (value 1).",
+    labels=("model", "block_size", "num_blocks", "dtype", "device"), source=_KV_SOURCE,
+)  # fmt: skip
+
+SERVICE_FAMILIES: tuple[MetricDef, ...] = (
+    REQUESTS, REJECTIONS, TIME_TO_FIRST_TOKEN, INTER_TOKEN_LATENCY, REQUEST_DURATION,
+    QUEUE_WAIT, PROMPT_TOKENS, GENERATION_TOKENS, QUEUE_DEPTH, QUEUE_OLDEST_WAIT,
+    REQUESTS_RUNNING, ENGINE_STEP_DURATION, BATCH_SIZE, DEGRADATION_LEVEL,
+    DEGRADATION_TRANSITIONS, CONCURRENCY_LIMIT, ALERT_NOTIFICATIONS, BUILD_INFO,
+)  # fmt: skip
+KV_CACHE_FAMILIES: tuple[MetricDef, ...] = (
+    KV_CACHE_USAGE, KV_CACHE_BLOCKS, PREFIX_CACHE_QUERIES, PREFIX_CACHE_HITS, PREEMPTIONS,
+    KV_CACHE_INFO,
+)  # fmt: skip
+
+CATALOG: tuple[MetricDef, ...] = (*SERVICE_FAMILIES, *KV_CACHE_FAMILIES, *EXPORTER_FAMILIES)
+
+
+def metric_names(catalog: tuple[MetricDef, ...] = CATALOG) -> frozenset[str]:
+    """Every exported family name (counters with `_total`, histograms without suffix)."""
+    return frozenset(d.name for d in catalog)

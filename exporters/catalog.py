@@ -53,79 +53,95 @@ class MetricDef:
 
 DEVICE_LABELS: tuple[str, ...] = ("gpu", "uuid")
 MIG_MODES: tuple[str, ...] = ("enabled", "disabled", "unsupported")
-# The exporter's own sources; the service adds its "queue" source (inference/telemetry).
+# The `name` of every MetricSource: the exporter's gpu and host, the service's queue too.
 COLLECTORS: tuple[str, ...] = ("queue", "gpu", "host")
+
+
+def _per_gpu(
+    name: str,
+    type_: MetricType,
+    help_: str,
+    *,
+    unit: str,
+    source: str,
+    labels: tuple[str, ...] = (),
+    values: Mapping[str, tuple[str, ...]] | None = None,
+    event_only: bool = False,
+) -> MetricDef:
+    """A family with one series per GPU (NVML index and UUID), then `labels`."""
+    return MetricDef(
+        name, type_, help_, unit=unit, labels=(*DEVICE_LABELS, *labels), values=values or {},
+        event_only=event_only, source=source,
+    )  # fmt: skip
+
 
 GPU_UP = MetricDef(
     "inferwatch_gpu_up", "gauge", "1 when NVML initialised and the last collection succeeded.",
     unit="boolean", source="nvmlInit and the last NVML pass",
 )  # fmt: skip
-GPU_INFO = MetricDef(
+GPU_INFO = _per_gpu(
     "inferwatch_gpu_info", "info", "Static facts about each GPU (value 1).",
-    labels=(*DEVICE_LABELS, "name", "driver_version", "pci_bus_id", "mig_mode"),
+    unit="", labels=("name", "driver_version", "pci_bus_id", "mig_mode"),
     values={"mig_mode": MIG_MODES},
     source="nvmlDeviceGetName, nvmlSystemGetDriverVersion, nvmlDeviceGetPciInfo, "
     "nvmlDeviceGetMigMode",
 )  # fmt: skip
-GPU_UTILIZATION = MetricDef(
+GPU_UTILIZATION = _per_gpu(
     "inferwatch_gpu_utilization_ratio", "gauge", "GPU busy fraction over the last sample period.",
-    unit="ratio", labels=DEVICE_LABELS,
+    unit="ratio",
     source="nvmlDeviceGetUtilizationRates [DCGM_FI_DEV_GPU_UTIL]; not asked on a MIG-enabled GPU",
 )  # fmt: skip
-GPU_MEMORY_USED = MetricDef(
+_MEMORY_SOURCE = "nvmlDeviceGetMemoryInfo [DCGM_FI_DEV_FB_{}]"
+GPU_MEMORY_USED = _per_gpu(
     "inferwatch_gpu_memory_used_bytes", "gauge", "Framebuffer memory in use.",
-    unit="bytes", labels=DEVICE_LABELS, source="nvmlDeviceGetMemoryInfo [DCGM_FI_DEV_FB_USED]",
+    unit="bytes", source=_MEMORY_SOURCE.format("USED"),
 )  # fmt: skip
-GPU_MEMORY_FREE = MetricDef(
+GPU_MEMORY_FREE = _per_gpu(
     "inferwatch_gpu_memory_free_bytes", "gauge", "Framebuffer memory free.",
-    unit="bytes", labels=DEVICE_LABELS, source="nvmlDeviceGetMemoryInfo [DCGM_FI_DEV_FB_FREE]",
+    unit="bytes", source=_MEMORY_SOURCE.format("FREE"),
 )  # fmt: skip
-GPU_MEMORY_TOTAL = MetricDef(
+GPU_MEMORY_TOTAL = _per_gpu(
     "inferwatch_gpu_memory_total_bytes", "gauge", "Framebuffer memory in all.",
-    unit="bytes", labels=DEVICE_LABELS, source="nvmlDeviceGetMemoryInfo [DCGM_FI_DEV_FB_TOTAL]",
+    unit="bytes", source=_MEMORY_SOURCE.format("TOTAL"),
 )  # fmt: skip
-GPU_TEMPERATURE = MetricDef(
+GPU_TEMPERATURE = _per_gpu(
     "inferwatch_gpu_temperature_celsius", "gauge", "GPU die temperature.",
-    unit="celsius", labels=DEVICE_LABELS,
-    source="nvmlDeviceGetTemperatureV [DCGM_FI_DEV_GPU_TEMP]",
+    unit="celsius", source="nvmlDeviceGetTemperatureV [DCGM_FI_DEV_GPU_TEMP]",
 )  # fmt: skip
-GPU_POWER = MetricDef(
+GPU_POWER = _per_gpu(
     "inferwatch_gpu_power_watts", "gauge", "Power draw.",
-    unit="watts", labels=DEVICE_LABELS, source="nvmlDeviceGetPowerUsage [DCGM_FI_DEV_POWER_USAGE]",
+    unit="watts", source="nvmlDeviceGetPowerUsage [DCGM_FI_DEV_POWER_USAGE]",
 )  # fmt: skip
-GPU_POWER_LIMIT = MetricDef(
+GPU_POWER_LIMIT = _per_gpu(
     "inferwatch_gpu_power_limit_watts", "gauge", "Enforced power limit.",
-    unit="watts", labels=DEVICE_LABELS,
-    source="nvmlDeviceGetEnforcedPowerLimit [DCGM_FI_DEV_ENFORCED_POWER_LIMIT]",
+    unit="watts", source="nvmlDeviceGetEnforcedPowerLimit [DCGM_FI_DEV_ENFORCED_POWER_LIMIT]",
 )  # fmt: skip
-GPU_SM_CLOCK = MetricDef(
+GPU_SM_CLOCK = _per_gpu(
     "inferwatch_gpu_sm_clock_hertz", "gauge", "Current SM clock.",
-    unit="hertz", labels=DEVICE_LABELS,
-    source="nvmlDeviceGetClockInfo(NVML_CLOCK_SM) [DCGM_FI_DEV_SM_CLOCK]",
+    unit="hertz", source="nvmlDeviceGetClockInfo(NVML_CLOCK_SM) [DCGM_FI_DEV_SM_CLOCK]",
 )  # fmt: skip
-GPU_ENERGY = MetricDef(
+GPU_ENERGY = _per_gpu(
     "inferwatch_gpu_energy_joules_total", "counter", "Energy consumed since the driver was loaded.",
-    unit="joules", labels=DEVICE_LABELS,
+    unit="joules",
     source="nvmlDeviceGetTotalEnergyConsumption [DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION]",
 )  # fmt: skip
-GPU_CLOCK_EVENT = MetricDef(
+GPU_CLOCK_EVENT = _per_gpu(
     "inferwatch_gpu_clock_event_active", "gauge",
     "1 while the reason holds clocks down (throttling or idle), else 0.",
-    unit="boolean", labels=(*DEVICE_LABELS, "reason"),
-    values={"reason": tuple(CLOCK_EVENT_REASONS)},
+    unit="boolean", labels=("reason",), values={"reason": tuple(CLOCK_EVENT_REASONS)},
     source="nvmlDeviceGetCurrentClocksEventReasons [DCGM_FI_DEV_CLOCKS_EVENT_REASONS]",
 )  # fmt: skip
-GPU_ECC_ERRORS = MetricDef(
+GPU_ECC_ERRORS = _per_gpu(
     "inferwatch_gpu_ecc_errors_total", "counter",
     "Volatile ECC error counts (since the driver was loaded), by type.",
-    unit="errors", labels=(*DEVICE_LABELS, "type"), values={"type": tuple(ECC_TYPES)},
+    unit="errors", labels=("type",), values={"type": tuple(ECC_TYPES)},
     source="nvmlDeviceGetTotalEccErrors(NVML_VOLATILE_ECC) "
     "[DCGM_FI_DEV_ECC_SBE_VOL_TOTAL, DCGM_FI_DEV_ECC_DBE_VOL_TOTAL]",
 )  # fmt: skip
-GPU_XID_ERRORS = MetricDef(
+GPU_XID_ERRORS = _per_gpu(
     "inferwatch_gpu_xid_errors_total", "counter",
     "XID critical error events seen by the NVML event watcher.",
-    unit="events", labels=(*DEVICE_LABELS, "xid"), event_only=True,
+    unit="events", labels=("xid",), event_only=True,
     source="NVML event set, nvmlEventTypeXidCriticalError [DCGM_FI_DEV_XID_ERRORS]",
 )  # fmt: skip
 

@@ -9,7 +9,7 @@ series up front and the reference page read the same tuple.
 
 from __future__ import annotations
 
-from exporters.catalog import EXPORTER_FAMILIES, MetricDef
+from exporters.catalog import EXPORTER_FAMILIES, MetricDef, MetricType
 from inference.backend import Priority
 
 PRIORITIES: tuple[str, ...] = tuple(p.value for p in Priority)
@@ -38,53 +38,73 @@ DURATION_BUCKETS: tuple[float, ...] = (
 )  # fmt: skip
 BATCH_SIZE_BUCKETS: tuple[float, ...] = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 
-_MP = ("model", "priority")
-_PRIORITY = {"priority": PRIORITIES}
 
-REQUESTS = MetricDef(
+def _per_priority(
+    name: str,
+    type_: MetricType,
+    help_: str,
+    *,
+    unit: str,
+    label: str = "",
+    vocabulary: tuple[str, ...] = (),
+    buckets: tuple[float, ...] = (),
+    source: str = "",
+) -> MetricDef:
+    """A family by `model` and `priority`, then an optional `label` with its `vocabulary`;
+    the latency histograms among them carry the request's trace id as an exemplar."""
+    labels, values = ("model", "priority"), {"priority": PRIORITIES}
+    if label:
+        labels, values = (*labels, label), {**values, label: vocabulary}
+    return MetricDef(
+        name, type_, help_, unit=unit, labels=labels, values=values, buckets=buckets,
+        exemplar=type_ == "histogram", source=source,
+    )  # fmt: skip
+
+
+_STATS = "backend.stats() at scrape time"
+
+REQUESTS = _per_priority(
     "inferwatch_requests_total", "counter", "Finished requests by outcome.",
-    unit="requests", labels=(*_MP, "outcome"), values={**_PRIORITY, "outcome": OUTCOMES},
+    unit="requests", label="outcome", vocabulary=OUTCOMES,
 )  # fmt: skip
-REJECTIONS = MetricDef(
+REJECTIONS = _per_priority(
     "inferwatch_request_rejections_total", "counter", "Requests refused, by reason.",
-    unit="requests", labels=(*_MP, "reason"),
-    values={**_PRIORITY, "reason": REJECTION_REASONS},
+    unit="requests", label="reason", vocabulary=REJECTION_REASONS,
 )  # fmt: skip
-TIME_TO_FIRST_TOKEN = MetricDef(
+TIME_TO_FIRST_TOKEN = _per_priority(
     "inferwatch_time_to_first_token_seconds", "histogram", "Arrival to first token.",
-    unit="seconds", labels=_MP, values=_PRIORITY, buckets=LATENCY_BUCKETS, exemplar=True,
+    unit="seconds", buckets=LATENCY_BUCKETS,
 )  # fmt: skip
-INTER_TOKEN_LATENCY = MetricDef(
+INTER_TOKEN_LATENCY = _per_priority(
     "inferwatch_inter_token_latency_seconds", "histogram", "Gap between consecutive tokens.",
-    unit="seconds", labels=_MP, values=_PRIORITY, buckets=LATENCY_BUCKETS, exemplar=True,
+    unit="seconds", buckets=LATENCY_BUCKETS,
 )  # fmt: skip
-REQUEST_DURATION = MetricDef(
+REQUEST_DURATION = _per_priority(
     "inferwatch_request_duration_seconds", "histogram", "Arrival to last token.",
-    unit="seconds", labels=_MP, values=_PRIORITY, buckets=DURATION_BUCKETS, exemplar=True,
+    unit="seconds", buckets=DURATION_BUCKETS,
 )  # fmt: skip
-QUEUE_WAIT = MetricDef(
+QUEUE_WAIT = _per_priority(
     "inferwatch_queue_wait_seconds", "histogram", "Arrival to first scheduled.",
-    unit="seconds", labels=_MP, values=_PRIORITY, buckets=LATENCY_BUCKETS, exemplar=True,
+    unit="seconds", buckets=LATENCY_BUCKETS,
 )  # fmt: skip
-PROMPT_TOKENS = MetricDef(
+PROMPT_TOKENS = _per_priority(
     "inferwatch_prompt_tokens_total", "counter", "Prompt tokens of finished requests.",
-    unit="tokens", labels=_MP, values=_PRIORITY,
+    unit="tokens",
 )  # fmt: skip
-GENERATION_TOKENS = MetricDef(
+GENERATION_TOKENS = _per_priority(
     "inferwatch_generation_tokens_total", "counter", "Generated tokens of finished requests.",
-    unit="tokens", labels=_MP, values=_PRIORITY,
+    unit="tokens",
 )  # fmt: skip
-QUEUE_DEPTH = MetricDef(
-    "inferwatch_queue_depth", "gauge", "Requests waiting now.",
-    unit="requests", labels=_MP, values=_PRIORITY, source="backend.stats() at scrape time",
-)  # fmt: skip
-QUEUE_OLDEST_WAIT = MetricDef(
+QUEUE_DEPTH = _per_priority(
+    "inferwatch_queue_depth", "gauge", "Requests waiting now.", unit="requests", source=_STATS
+)
+QUEUE_OLDEST_WAIT = _per_priority(
     "inferwatch_queue_oldest_wait_seconds", "gauge", "Age of the oldest waiting request.",
-    unit="seconds", labels=_MP, values=_PRIORITY, source="backend.stats() at scrape time",
+    unit="seconds", source=_STATS,
 )  # fmt: skip
 REQUESTS_RUNNING = MetricDef(
     "inferwatch_requests_running", "gauge", "Sequences in the running batch.",
-    unit="sequences", labels=("model",), source="backend.stats() at scrape time",
+    unit="sequences", labels=("model",), source=_STATS,
 )  # fmt: skip
 ENGINE_STEP_DURATION = MetricDef(
     "inferwatch_engine_step_duration_seconds", "histogram", "One scheduler step, by phase.",
@@ -137,9 +157,9 @@ PREFIX_CACHE_HITS = MetricDef(
     "inferwatch_prefix_cache_hits_total", "counter", "Prompt tokens found in the prefix cache.",
     unit="tokens", labels=("model",), source=_KV_SOURCE,
 )  # fmt: skip
-PREEMPTIONS = MetricDef(
+PREEMPTIONS = _per_priority(
     "inferwatch_preemptions_total", "counter", "Sequences preempted for KV space.",
-    unit="sequences", labels=_MP, values=_PRIORITY, source=_KV_SOURCE,
+    unit="sequences", source=_KV_SOURCE,
 )  # fmt: skip
 KV_CACHE_INFO = MetricDef(
     "inferwatch_kv_cache_info", "info", "KV cache configuration (value 1).",

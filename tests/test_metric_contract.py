@@ -24,7 +24,7 @@ from inference.engine import EngineConfig, build_engine
 from inference.settings import Settings
 from inference.telemetry.catalog import CATALOG, REQUESTS, metric_names
 from inference.telemetry.metrics_doc import PATH, render
-from tests.exporters.catalog_check import (
+from tests.support.catalog_check import (
     Exported,
     disagreements,
     families_of,

@@ -15,7 +15,7 @@ from exporters.catalog import EXPORTER_FAMILIES, GPU_INFO, GPU_UP, MetricDef
 from exporters.collector import CollectorGroup
 from exporters.gpu import GpuSource
 from exporters.host import HostSource
-from tests.exporters.catalog_check import Exported, disagreements, families_of
+from tests.support.catalog_check import Exported, disagreements, families_of
 from tests.support.fake_nvml import two_gpus
 from tests.support.waiting import wait_until
 

@@ -56,7 +56,7 @@ def recording_refs(expr: str) -> set[str]:
 
 
 def family(name: str) -> str:
-    """Map a histogram's _bucket/_sum/_count series to the family METRICS.md lists."""
+    """Map a histogram's _bucket/_sum/_count series to the family name the catalog defines."""
     for suffix in HISTOGRAM_SUFFIXES:
         if name.endswith(suffix):
             return name.removesuffix(suffix)
@@ -85,18 +85,3 @@ def referenced_metrics(rule_files_or_spec: Spec | Iterable[Path | str]) -> set[s
     else:
         exprs = _exprs_of_files(rule_files_or_spec)
     return {family(name) for expr in exprs for name in expr_metrics(expr)}
-
-
-def metrics_md_names(text: str) -> set[str]:
-    """Every metric name METRICS.md declares, with its `_free_bytes` style shorthands expanded."""
-    names: set[str] = set()
-    for line in text.splitlines():
-        tokens = re.findall(r"`([A-Za-z_][A-Za-z0-9_:]*)`", line)
-        full = [t for t in tokens if re.fullmatch(r"inferwatch_[a-z0-9_]+", t)]
-        names.update(full)
-        if line.startswith("|") and full:
-            stem = full[0]
-            for short in (t for t in tokens if t.startswith("_")):
-                parts = short.strip("_").split("_")
-                names.add("_".join(stem.split("_")[: -len(parts)] + parts))
-    return names

@@ -1,49 +1,47 @@
 """`AsyncEngine`: the asyncio face of the engine, with the model in one dedicated thread.
 
 The event loop only validates, enqueues and reads outputs; the engine thread loops
-schedule -> forward -> sample -> deliver. Scheduler state is guarded by one lock that is never
-held during the forward, so `stats()`, `generate()` and `cancel()` stay cheap at any moment.
+schedule -> run -> postprocess, and the bridge hands each output to its caller's loop.
+Scheduler state is guarded by one lock that is never held during the forward, so `stats()`,
+`generate()` and `cancel()` stay cheap at any moment.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 import threading
 import time
 from collections.abc import Callable
+from typing import Literal
 
 import torch
 
 from inference.backend import (
-    EngineError,
     BackendStats,
-    FinishReason,
+    EngineError,
     GenerationRequest,
     InvalidRequestError,
     KVCacheStats,
-    Priority,
-    PromptTooLongError,
     QueueFullError,
-    RequestOutput,
+    SamplingParams,
     StepStats,
 )
 
 from .block_manager import BlockManager
+from .bridge import OutputBridge
 from .config import EngineConfig
 from .detokenizer import IncrementalDetokenizer
 from .loader import LoadedModel
 from .model_runner import ModelRunner, PreparedBatch
-from .sampler import sample
+from .postprocess import Postprocessor
 from .scheduler import ScheduledSeq, Scheduler
-from .sequence import Sequence, SequenceStatus
+from .sequence import Sequence
 from .stream import OutputStream
+from .validation import RequestValidator
 
 log = logging.getLogger(__name__)
-
-Delivery = tuple[Sequence, RequestOutput]
 
 
 class AsyncEngine:
@@ -60,8 +58,6 @@ class AsyncEngine:
         self.block_size = config.block_size
         self.dtype = config.dtype
         self.device = config.device
-        self._vocab_size = loaded.model_config.vocab_size
-        self._eos = loaded.tokenizer.eos_token_ids
         self._blocks = BlockManager(num_kv_blocks, config.block_size, config.enable_prefix_caching)
         self._scheduler = Scheduler(
             self._blocks, config.max_num_seqs, config.max_num_batched_tokens
@@ -69,8 +65,11 @@ class AsyncEngine:
         self._runner = ModelRunner(
             loaded.model, num_kv_blocks, config.block_size, torch.device(config.device)
         )
+        vocab_size = loaded.model_config.vocab_size
+        self._validator = RequestValidator(loaded.max_model_len, vocab_size, self._blocks)
+        self._postprocessor = Postprocessor(self._scheduler, loaded.tokenizer.eos_token_ids)
+        self._bridge = OutputBridge()
         self._lock = threading.Condition()
-        self._seqs: dict[str, Sequence] = {}
         self._listeners: list[Callable[[StepStats], None]] = []
         self._thread: threading.Thread | None = None
         self._stopping = False
@@ -91,11 +90,7 @@ class AsyncEngine:
             self._lock.notify_all()
         if self._thread is not None:
             await asyncio.to_thread(self._thread.join)
-        with self._lock:
-            outputs = [
-                self._finish(s, "error", "engine stopped") for s in list(self._seqs.values())
-            ]
-        self._deliver(outputs)
+        self._fail_all("engine stopped")
 
     def ready(self) -> bool:
         thread = self._thread
@@ -103,38 +98,31 @@ class AsyncEngine:
 
     def generate(self, request: GenerationRequest) -> OutputStream:
         loop = asyncio.get_running_loop()
-        priority = Priority.parse(request.priority)
-        self._validate(request)
+        self._validator.check(request)
         params = request.sampling
-        generator = None
-        if params.temperature > 0:
-            generator = torch.Generator(device=self._runner.device)
-            seed = params.seed if params.seed is not None else self._seeds.getrandbits(63)
-            generator.manual_seed(seed)
         detok = IncrementalDetokenizer(self.tokenizer, request.prompt_token_ids, params.stop)
-        seq = Sequence(request, priority, detok, generator)
-        seq.stream = OutputStream(request.request_id, self.cancel)
-        seq.loop = loop
+        seq = Sequence(request, detok, self._generator_for(params))
+        stream = OutputStream(request.request_id, self.cancel)
         with self._lock:
             if self._dead or self._stopping:
                 raise EngineError("the engine is not running")
-            if request.request_id in self._seqs:
+            if self._scheduler.get(request.request_id) is not None:
                 raise InvalidRequestError(f"request id {request.request_id!r} is already in use")
             if self._scheduler.num_waiting >= self.config.max_waiting:
                 raise QueueFullError(
                     f"the waiting queue is full ({self.config.max_waiting} requests); retry later"
                 )
-            self._seqs[request.request_id] = seq
+            self._bridge.attach(seq, stream, loop)
             self._scheduler.add(seq)
             self._lock.notify()
-        return seq.stream
+        return stream
 
     async def cancel(self, request_id: str) -> None:
         """Frees the request's blocks now; a step already running ignores its result."""
         with self._lock:
-            seq = self._seqs.get(request_id)
-            outputs = [self._finish(seq, "cancelled")] if seq is not None else []
-        self._deliver(outputs)
+            seq = self._scheduler.get(request_id)
+            outputs = [self._postprocessor.finish(seq, "cancelled")] if seq is not None else []
+        self._bridge.deliver(outputs)
 
     def stats(self) -> BackendStats:
         with self._lock:
@@ -167,37 +155,14 @@ class AsyncEngine:
     def add_step_listener(self, listener: Callable[[StepStats], None]) -> None:
         self._listeners.append(listener)
 
-    # -- validation ---------------------------------------------------------------------------
-    def _validate(self, request: GenerationRequest) -> None:
-        prompt, params = request.prompt_token_ids, request.sampling
-        limit = self.max_model_len
-        if not prompt:
-            raise InvalidRequestError("the prompt is empty")
-        if len(prompt) > limit:
-            raise PromptTooLongError(
-                f"the prompt has {len(prompt)} tokens but the context window "
-                f"(max_model_len) is {limit} tokens"
-            )
-        if params.max_tokens < 1:
-            raise InvalidRequestError(f"max_tokens must be >= 1, got {params.max_tokens}")
-        total = len(prompt) + params.max_tokens
-        if total > limit:
-            raise PromptTooLongError(
-                f"prompt ({len(prompt)} tokens) + max_tokens ({params.max_tokens}) = {total} "
-                f"exceeds the context window (max_model_len) of {limit} tokens"
-            )
-        blocks = self._blocks.blocks_for(total)
-        if blocks > self.num_kv_blocks:
-            raise PromptTooLongError(
-                f"prompt + max_tokens = {total} tokens needs {blocks} KV blocks but the whole "
-                f"cache has {self.num_kv_blocks} blocks of {self.block_size} tokens"
-            )
-        if params.temperature < 0:
-            raise InvalidRequestError(f"temperature must be >= 0, got {params.temperature}")
-        if not 0 < params.top_p <= 1:
-            raise InvalidRequestError(f"top_p must be in (0, 1], got {params.top_p}")
-        if min(prompt) < 0 or max(prompt) >= self._vocab_size:
-            raise InvalidRequestError(f"prompt token ids must be in [0, {self._vocab_size})")
+    def _generator_for(self, params: SamplingParams) -> torch.Generator | None:
+        """The request's own RNG (seeded, or from the engine seed): batch-independent draws."""
+        if params.temperature <= 0:
+            return None
+        generator = torch.Generator(device=self._runner.device)
+        seed = params.seed if params.seed is not None else self._seeds.getrandbits(63)
+        generator.manual_seed(seed)
+        return generator
 
     # -- engine thread ------------------------------------------------------------------------
     def _run(self) -> None:
@@ -220,119 +185,42 @@ class AsyncEngine:
         except BaseException:
             log.exception("engine loop died")
             self._dead = True
-            with self._lock:
-                outputs = [
-                    self._finish(s, "error", "engine loop died") for s in list(self._seqs.values())
-                ]
-            self._deliver(outputs)
+            self._fail_all("engine loop died")
 
     def _step(self, batch: list[ScheduledSeq], prepared: PreparedBatch, start: float) -> None:
-        decodes = sum(1 for i in batch if i.num_tokens == 1 and i.seq.num_output_tokens > 0)
-        items = prepared.sampling
+        """Run the model without the lock, then postprocess under it."""
+        phase = _phase(batch)  # before postprocessing appends this step's tokens
         try:
-            with torch.inference_mode():
-                logits = self._runner.execute(prepared)
-                tokens = sample(
-                    logits, [i.seq.sampling for i in items], [i.seq.generator for i in items]
-                )
+            tokens = self._runner.run(prepared)
         except Exception as exc:  # fail this step's requests, keep serving the others
             log.exception("model step failed")
             with self._lock:
-                outputs = [
-                    self._finish(i.seq, "error", f"model error: {type(exc).__name__}: {exc}")
-                    for i in batch
-                    if not i.seq.is_finished
-                ]
-            self._deliver(outputs)
+                outputs = self._postprocessor.fail(
+                    (i.seq for i in batch), f"model error: {type(exc).__name__}: {exc}"
+                )
+            self._bridge.deliver(outputs)
             return
         now = time.monotonic()
         with self._lock:
-            outputs = self._postprocess(batch, items, tokens, now)
+            outputs = self._postprocessor.apply(batch, prepared.sampling, tokens, now)
             self._steps += 1
         # Listeners first: a client that sees its last token also sees that step's metrics.
-        phase = "decode" if decodes == len(batch) else "prefill" if decodes == 0 else "mixed"
-        step = StepStats(phase, now - start, len(batch), sum(i.num_tokens for i in batch))
+        self._notify(StepStats(phase, now - start, len(batch), sum(i.num_tokens for i in batch)))
+        self._bridge.deliver(outputs)
+
+    def _notify(self, step: StepStats) -> None:
         for listener in self._listeners:
             try:
                 listener(step)
             except Exception:
                 log.exception("step listener failed")
-        self._deliver(outputs)
 
-    def _postprocess(
-        self, batch: list[ScheduledSeq], sampled: list[ScheduledSeq], tokens: list[int], now: float
-    ) -> list[Delivery]:
-        for item in batch:
-            if not item.seq.is_finished:  # else cancelled while the model ran
-                item.seq.num_computed_tokens += item.num_tokens
-                self._blocks.commit_full_blocks(item.seq)
-        outputs: list[Delivery] = []
-        for item, token in zip(sampled, tokens, strict=True):
-            seq = item.seq
-            if seq.is_finished:
-                continue
-            seq.token_ids.append(token)
-            if seq.times.first_token is None:
-                seq.times.first_token = now
-            seq.times.token_times.append(now)
-            outputs.append(self._advance(seq, token))
-        return outputs
-
-    def _advance(self, seq: Sequence, token: int) -> Delivery:
-        params = seq.sampling
-        detok = seq.detokenizer
-        if token in self._eos and not params.ignore_eos:
-            detok.flush()
-            return self._finish(seq, "stop", new_tokens=[token])
-        detok.add_token(token)
-        if detok.stopped:
-            return self._finish(seq, "stop", new_tokens=[token])
-        if seq.num_output_tokens >= params.max_tokens:
-            detok.flush()
-            return self._finish(seq, "length", new_tokens=[token])
-        return self._output(seq, [token])
-
-    def _finish(
-        self,
-        seq: Sequence,
-        reason: FinishReason,
-        error: str | None = None,
-        new_tokens: list[int] | None = None,
-    ) -> Delivery:
-        """Release everything the sequence holds; returns its final output. Lock held."""
-        self._scheduler.remove(seq)
-        self._seqs.pop(seq.request_id, None)
-        seq.finish_reason = reason
-        seq.error = error
-        seq.times.finished = time.monotonic()
-        return self._output(seq, new_tokens or [])
-
-    def _output(self, seq: Sequence, new_tokens: list[int]) -> Delivery:
-        finished = seq.status is SequenceStatus.FINISHED
-        return seq, RequestOutput(
-            request_id=seq.request_id,
-            token_ids=new_tokens,
-            text=seq.detokenizer.take(final=finished),
-            finished=finished,
-            finish_reason=seq.finish_reason,
-            prompt_tokens=seq.num_prompt_tokens,
-            completion_tokens=seq.num_output_tokens,
-            times=seq.times,
-            error=seq.error,
-        )
-
-    def _deliver(self, outputs: list[Delivery]) -> None:
-        """Hand outputs to each request's event loop, one thread-safe callback per loop."""
-        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[OutputStream, RequestOutput]]] = {}
-        for seq, out in outputs:
-            if seq.loop is not None and seq.stream is not None:
-                by_loop.setdefault(seq.loop, []).append((seq.stream, out))
-        for loop, items in by_loop.items():
-            # A closed loop means nobody is listening any more.
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(_put_all, items)
+    def _fail_all(self, error: str) -> None:
+        with self._lock:
+            outputs = self._postprocessor.fail(self._scheduler.sequences, error)
+        self._bridge.deliver(outputs)
 
 
-def _put_all(items: list[tuple[OutputStream, RequestOutput]]) -> None:
-    for stream, out in items:
-        stream.put(out)
+def _phase(batch: list[ScheduledSeq]) -> Literal["prefill", "decode", "mixed"]:
+    decodes = sum(1 for i in batch if i.num_tokens == 1 and i.seq.num_output_tokens > 0)
+    return "decode" if decodes == len(batch) else "prefill" if decodes == 0 else "mixed"

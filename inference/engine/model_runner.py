@@ -1,13 +1,18 @@
-"""Turns a scheduled batch into model inputs, owns the KV cache tensor, runs the forward."""
+"""Turns a scheduled batch into model inputs, sizes and owns the KV cache tensor, runs the
+forward and samples."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
+from .config import DEFAULT_CPU_KV_BLOCKS, EngineConfig, ModelConfig
+from .loader import LoadedModel
 from .model import AttentionGroup, AttentionMetadata, LlamaForCausalLM
+from .sampler import sample
 from .scheduler import ScheduledSeq
 
 Member = tuple[int, ScheduledSeq]  # (offset of its first token in the flat batch, the sequence)
@@ -25,19 +30,43 @@ class PreparedBatch:
     sampling: list[ScheduledSeq]  # the sequences that get a new token, in logits row order
 
 
+def kv_cache_blocks(config: EngineConfig, loaded: LoadedModel) -> int:
+    """The operator's block count, else a default: fixed on CPU; on CUDA a share of the free
+    memory, capped at what every running sequence at full context could use."""
+    if config.num_kv_blocks:
+        return config.num_kv_blocks
+    if config.device == "cpu":
+        return DEFAULT_CPU_KV_BLOCKS
+    free, _ = torch.cuda.mem_get_info()
+    per_block = math.prod(_kv_cache_shape(loaded.model_config, 1, config.block_size))
+    per_block *= torch.empty(0, dtype=config.torch_dtype).element_size()
+    # More than every running sequence at full context could use is idle memory.
+    useful = config.max_num_seqs * -(-loaded.max_model_len // config.block_size)
+    return max(1, min(useful, int(free * config.gpu_memory_fraction) // per_block))
+
+
+def _kv_cache_shape(cfg: ModelConfig, num_blocks: int, block_size: int) -> tuple[int, ...]:
+    """[layer, K or V, block, slot, kv head, head dim]: what one block costs follows from it."""
+    return (
+        cfg.num_hidden_layers,
+        2,
+        num_blocks,
+        block_size,
+        cfg.num_key_value_heads,
+        cfg.head_dim,
+    )
+
+
 class ModelRunner:
     def __init__(
         self, model: LlamaForCausalLM, num_blocks: int, block_size: int, device: torch.device
     ):
-        cfg = model.config
         self.model = model
         self.device = device
         self.block_size = block_size
         dtype = model.model.embed_tokens.weight.dtype
-        shape = (cfg.num_hidden_layers, 2, num_blocks, block_size)
-        self.kv_cache = torch.zeros(
-            *shape, cfg.num_key_value_heads, cfg.head_dim, dtype=dtype, device=device
-        )
+        shape = _kv_cache_shape(model.config, num_blocks, block_size)
+        self.kv_cache = torch.zeros(*shape, dtype=dtype, device=device)
 
     def prepare(self, batch: list[ScheduledSeq]) -> PreparedBatch:
         input_ids: list[int] = []
@@ -97,6 +126,13 @@ class ModelRunner:
             block_tables=torch.tensor(tables, dtype=torch.long, device=dev),
             mask=mask.unsqueeze(1),
         )
+
+    def run(self, prepared: PreparedBatch) -> list[int]:
+        """One step's forward and sampling: the part of a step run without the lock."""
+        items = prepared.sampling
+        with torch.inference_mode():
+            logits = self.execute(prepared)
+            return sample(logits, [i.seq.sampling for i in items], [i.seq.generator for i in items])
 
     def execute(self, prepared: PreparedBatch) -> Tensor:
         """Logits [len(prepared.sampling), vocab] as float32 (float64 stays float64).

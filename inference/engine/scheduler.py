@@ -30,6 +30,7 @@ class Scheduler:
         self.waiting: dict[Priority, list[Sequence]] = {p: [] for p in Priority}
         self.running: list[Sequence] = []
         self.preemptions: dict[Priority, int] = {p: 0 for p in Priority}
+        self._by_id: dict[str, Sequence] = {}  # every unfinished sequence, waiting or running
 
     @property
     def num_waiting(self) -> int:
@@ -38,7 +39,17 @@ class Scheduler:
     def has_work(self) -> bool:
         return bool(self.running) or self.num_waiting > 0
 
+    def get(self, request_id: str) -> Sequence | None:
+        return self._by_id.get(request_id)
+
+    @property
+    def sequences(self) -> list[Sequence]:
+        """Every unfinished sequence (a copy: finishing them changes the registry)."""
+        return list(self._by_id.values())
+
     def add(self, seq: Sequence) -> None:
+        """Queue a new sequence, or a preempted one again."""
+        self._by_id[seq.request_id] = seq
         seq.status = SequenceStatus.WAITING
         bisect.insort(self.waiting[seq.priority], seq, key=lambda s: s.sort_key)
 
@@ -48,6 +59,7 @@ class Scheduler:
             self.running.remove(seq)
         elif seq in self.waiting[seq.priority]:
             self.waiting[seq.priority].remove(seq)
+        self._by_id.pop(seq.request_id, None)
         self.blocks.free(seq)
         seq.status = SequenceStatus.FINISHED
 

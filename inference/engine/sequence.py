@@ -1,17 +1,18 @@
-"""One request's state inside the engine: its tokens, its KV blocks and its progress."""
+"""One request's state inside the engine: its tokens, its KV blocks, its progress and timings.
+
+Pure state: where its outputs go (stream, event loop) is the bridge's business.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 from enum import Enum, auto
 
 import torch
 
-from inference.backend import FinishReason, GenerationRequest, Priority, RequestTimes
+from inference.backend import FinishReason, GenerationRequest, RequestTimes
 
 from .detokenizer import IncrementalDetokenizer
-from .stream import OutputStream
 
 _order = itertools.count()
 
@@ -29,12 +30,11 @@ class Sequence:
     def __init__(
         self,
         request: GenerationRequest,
-        priority: Priority,
         detokenizer: IncrementalDetokenizer,
         generator: torch.Generator | None,
     ):
         self.request_id = request.request_id
-        self.priority = priority
+        self.priority = request.priority  # parsed at the edge (the API)
         self.arrival = request.arrival
         self.order = next(_order)  # tie-break for equal arrival times
         self.sampling = request.sampling
@@ -49,8 +49,6 @@ class Sequence:
         self.times = RequestTimes(arrival=request.arrival)
         self.detokenizer = detokenizer
         self.generator = generator
-        self.stream: OutputStream | None = None  # where outputs go, and on which event loop
-        self.loop: asyncio.AbstractEventLoop | None = None
 
     @property
     def sort_key(self) -> tuple[int, float, int]:

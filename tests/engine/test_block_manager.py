@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from inference.backend import GenerationRequest, Priority
+from inference.backend import GenerationRequest
 from inference.engine.block_manager import BlockManager
 from inference.engine.detokenizer import IncrementalDetokenizer
 from inference.engine.sequence import Sequence
@@ -14,7 +14,7 @@ BS = 4
 def _seq(tokens: list[int]) -> Sequence:
     request = GenerationRequest("r", tokens)
     detok = IncrementalDetokenizer(ByteTokenizer(), tokens, ())
-    return Sequence(request, Priority.STANDARD, detok, None)
+    return Sequence(request, detok, None)
 
 
 def _run(bm: BlockManager, tokens: list[int]) -> Sequence:

@@ -12,8 +12,8 @@ import torch
 from safetensors.torch import save_file
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 
-from tests.engine.conftest import EngineFactory, make_request, run_all
-from tests.engine.reference import greedy
+from tests.support.engine import EngineFactory, make_request, run_all
+from tests.support.reference import greedy
 
 CONFIG = {
     "architectures": ["LlamaForCausalLM"],

@@ -6,8 +6,8 @@ between the top two logits, so equality is asserted token for token.
 
 from __future__ import annotations
 
-from tests.engine.conftest import EngineFactory, make_request, prompt_of, run_all, weights_of
-from tests.engine.reference import greedy
+from tests.support.engine import EngineFactory, make_request, prompt_of, run_all, weights_of
+from tests.support.reference import greedy
 
 MAX_TOKENS = 12
 

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from inference.backend import Priority
-from tests.engine.conftest import EngineFactory, collect, make_request, prompt_of, run_all
+from tests.support.engine import EngineFactory, collect, make_request, prompt_of, run_all
 
 PRIORITIES = [Priority.PREMIUM, Priority.STANDARD, Priority.BATCH] * 2
 
@@ -68,9 +68,9 @@ async def test_waiting_premium_preempts_running_batch(
         config, batch_prompt = {"max_num_seqs": 1}, prompt_of(30, seed=1)
     premium_prompt = prompt_of(50, seed=2)
     engine = await make_engine(dtype="float64", enable_prefix_caching=False, **config)
-    batch = engine.generate(make_request("batch", batch_prompt, 60, priority="batch"))
+    batch = engine.generate(make_request("batch", batch_prompt, 60, priority=Priority.BATCH))
     first = await _first_output(batch)
-    premium = engine.generate(make_request("prem", premium_prompt, 10, priority="premium"))
+    premium = engine.generate(make_request("prem", premium_prompt, 10, priority=Priority.PREMIUM))
     prem, rest = await asyncio.gather(collect(premium), collect(batch))
 
     stats = engine.stats()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.engine.conftest import EngineFactory, make_request, prompt_of, run_all
+from tests.support.engine import EngineFactory, make_request, prompt_of, run_all
 
 BLOCK = 16
 

@@ -12,7 +12,7 @@ import threading
 import pytest
 
 from inference.backend import Backend, EngineError, Priority, StepStats
-from tests.engine.conftest import EngineFactory, collect, make_request, prompt_of
+from tests.support.engine import EngineFactory, collect, make_request, prompt_of
 
 POISON = 7  # a byte no other prompt here contains
 
@@ -75,7 +75,7 @@ async def test_stats_and_step_listeners(make_engine: EngineFactory) -> None:
     await engine.start()
     try:
         requests = [make_request(f"r{i}", prompt_of(20 + i, i), 60) for i in range(4)]
-        requests.append(make_request("late", prompt_of(15, 9), 10, priority="batch"))
+        requests.append(make_request("late", prompt_of(15, 9), 10, priority=Priority.BATCH))
         streams = [engine.generate(r) for r in requests[:4]]
         await asyncio.wait_for(streams[0].__anext__(), 30)
         streams.append(engine.generate(requests[4]))  # joins the running batch: a mixed step
@@ -94,7 +94,7 @@ async def test_stats_and_step_listeners(make_engine: EngineFactory) -> None:
     assert stats.steps_total == len(steps)
     assert (stats.kv.blocks_used, stats.running, stats.kv.blocks_total) == (0, 0, 512)
     assert stats.kv.blocks_free + stats.kv.blocks_cached == 512
-    assert (stats.block_size, stats.dtype, stats.device) == (16, "float32", "cpu")
+    assert (stats.kv.block_size, stats.kv.dtype, stats.kv.device) == (16, "float32", "cpu")
     assert stats.waiting_by_priority == dict.fromkeys(Priority, 0)
 
 

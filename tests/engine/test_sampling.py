@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from inference.engine.tokenizer import EOS_ID
-from tests.engine.conftest import EngineFactory, make_request, prompt_of, run_all
+from tests.support.engine import EngineFactory, make_request, prompt_of, run_all
 
 SAMPLED = {"temperature": 1.5, "top_p": 0.95}
 

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from inference.backend import Priority, QueueFullError
-from tests.engine.conftest import EngineFactory, collect, make_request, prompt_of, run_all
+from tests.support.engine import EngineFactory, collect, make_request, prompt_of, run_all
 
 
 async def test_premium_is_scheduled_before_earlier_batch(make_engine: EngineFactory) -> None:
@@ -16,11 +16,11 @@ async def test_premium_is_scheduled_before_earlier_batch(make_engine: EngineFact
     first = await asyncio.wait_for(blocker.__anext__(), 30)  # now running, holding the slot
     assert not first.finished
     batch = [
-        engine.generate(make_request(f"batch{i}", prompt_of(10, i), 4, priority="batch"))
+        engine.generate(make_request(f"batch{i}", prompt_of(10, i), 4, priority=Priority.BATCH))
         for i in range(3)
     ]
     standard = engine.generate(make_request("std", prompt_of(10, 7), 4))
-    premium = engine.generate(make_request("prem", prompt_of(10, 8), 4, priority="premium"))
+    premium = engine.generate(make_request("prem", prompt_of(10, 8), 4, priority=Priority.PREMIUM))
     waiting = engine.stats().waiting_by_priority
     assert waiting == {Priority.PREMIUM: 1, Priority.STANDARD: 1, Priority.BATCH: 3}
 

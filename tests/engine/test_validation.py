@@ -1,18 +1,20 @@
-"""Bad input fails at submit with a clear error; the engine keeps serving."""
+"""Bad input fails at submit with a clear error; the engine keeps serving.
+
+An unknown priority never reaches the engine: the API parses it (tests/service).
+"""
 
 from __future__ import annotations
 
 import pytest
 
 from inference.backend import EngineError, InvalidRequestError, PromptTooLongError
-from tests.engine.conftest import EngineFactory, make_request, prompt_of, run_all
+from tests.support.engine import EngineFactory, make_request, prompt_of, run_all
 
 CASES = [
     ("empty", [], {}, InvalidRequestError, "prompt is empty"),
     ("too_long", prompt_of(2049), {}, PromptTooLongError, "max_model_len\\) is 2048"),
     ("max_tokens0", prompt_of(5), {"max_tokens": 0}, InvalidRequestError, "max_tokens must be"),
     ("past_ctx", prompt_of(2000), {"max_tokens": 100}, PromptTooLongError, "2100 exceeds"),
-    ("priority", prompt_of(5), {"priority": "gold"}, InvalidRequestError, "unknown priority"),
     ("top_p", prompt_of(5), {"top_p": 0.0}, InvalidRequestError, "top_p must be in"),
     ("temp", prompt_of(5), {"temperature": -1.0}, InvalidRequestError, "temperature must be"),
     ("vocab", [1, 999], {}, InvalidRequestError, "token ids must be in \\[0, 258\\)"),

@@ -32,16 +32,6 @@ class Priority(StrEnum):
     def rank(self) -> int:
         return _RANK[self]
 
-    @classmethod
-    def parse(cls, value: str | Priority | None) -> Priority:
-        if value is None or value == "":
-            return cls.STANDARD
-        try:
-            return cls(value.lower() if isinstance(value, str) else value)
-        except ValueError:
-            names = ", ".join(p.value for p in cls)
-            raise InvalidRequestError(f"unknown priority {value!r}; use one of {names}") from None
-
 
 _RANK = {Priority.PREMIUM: 0, Priority.STANDARD: 1, Priority.BATCH: 2}
 

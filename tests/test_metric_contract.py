@@ -15,7 +15,6 @@ import pytest
 from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from prometheus_client.openmetrics.exposition import generate_latest
-from prometheus_client.parser import text_string_to_metric_families
 
 from exporters.gpu import GpuSource
 from exporters.host import HostSource
@@ -24,6 +23,7 @@ from inference.engine import EngineConfig, build_engine
 from inference.settings import Settings
 from inference.telemetry.catalog import CATALOG, REQUESTS, metric_names
 from inference.telemetry.metrics_doc import PATH, render
+from tests.support import exposition
 from tests.support.catalog_check import (
     Exported,
     disagreements,
@@ -40,10 +40,10 @@ RULE_FILES = sorted((ROOT / "alerts" / "generated").glob("*.rules.yml"))
 OPENMETRICS = {"Accept": "application/openmetrics-text; version=1.0.0"}
 
 
-def exported_families(exposition: str) -> set[str]:
+def exported_families(text: str) -> set[str]:
     """Every sample name, plus the family name of histogram series."""
     names: set[str] = set()
-    for family in text_string_to_metric_families(exposition):
+    for family in exposition.families(text):
         for sample in family.samples:
             names.add(sample.name)
             for suffix in HISTOGRAM_SUFFIXES:

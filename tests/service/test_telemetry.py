@@ -19,16 +19,13 @@ import pytest
 from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.trace import SpanKind
-from prometheus_client.openmetrics.parser import (
-    text_string_to_metric_families as openmetrics_families,
-)
 
 from inference.api.app import create_app
 from inference.settings import Settings
 from inference.telemetry.catalog import KV_CACHE_FAMILIES, SERVICE_FAMILIES
 from inference.telemetry.logs import REQUEST_LOGGER, JsonFormatter
 from inference.telemetry.server_span import is_installed, middleware_layers
-from tests.support.exposition import total
+from tests.support.exposition import exemplar_trace_ids, total
 from tests.support.service import MODEL, RunningService, serve, small_engine
 
 REPO = Path(__file__).resolve().parents[2]
@@ -145,11 +142,7 @@ def test_exemplars_link_to_captured_traces_and_span_tree(fresh_service: RunningS
         assert len(str(attrs["inferwatch.request_id"])) == 32
     for span in spans:  # no prompt text in any span by default
         assert all(PROMPT not in str(v) for v in (span.attributes or {}).values())
-    exemplar_ids = set()
-    for family in openmetrics_families(om.text):
-        for sample in family.samples:
-            if sample.exemplar is not None:
-                exemplar_ids.add(sample.exemplar.labels["trace_id"])
+    exemplar_ids = exemplar_trace_ids(om.text)
     # Every exemplar links to a captured trace, and the last requests' traces are there.
     server_trace_ids = {format(s.context.trace_id, "032x") for s in servers}
     assert trace_id in exemplar_ids

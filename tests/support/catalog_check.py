@@ -7,9 +7,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from prometheus_client.openmetrics.parser import text_string_to_metric_families
-
 from exporters.catalog import MetricDef
+from tests.support.exposition import families
 
 BASE_UNITS = ("seconds", "bytes", "ratio", "celsius", "watts", "hertz", "joules")
 # Never a label: unbounded, or private (trace ids travel as exemplars).
@@ -31,7 +30,7 @@ def families_of(openmetrics: str) -> dict[str, Exported]:
     `_total`). OpenMetrics, not classic text: there `_created` and `_total` stay inside their
     family instead of passing for families of their own."""
     out: dict[str, Exported] = {}
-    for family in text_string_to_metric_families(openmetrics):
+    for family in families(openmetrics, openmetrics=True):
         if not family.name.startswith("inferwatch_"):
             continue
         values: dict[str, set[str]] = {}

@@ -8,6 +8,7 @@ from __future__ import annotations
 import subprocess
 
 from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.metrics_core import Metric
 from prometheus_client.openmetrics.parser import (
     text_string_to_metric_families as openmetrics_families,
 )
@@ -18,11 +19,26 @@ from exporters.collector import CollectorGroup
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 
+def families(text: str, *, openmetrics: bool = False) -> list[Metric]:
+    """The parsed families of a classic text (or OpenMetrics) exposition."""
+    parse = openmetrics_families if openmetrics else text_string_to_metric_families
+    return list(parse(text))
+
+
+def exemplar_trace_ids(openmetrics: str) -> set[str]:
+    """Trace ids of every exemplar (they appear only in OpenMetrics)."""
+    return {
+        s.exemplar.labels["trace_id"]
+        for family in families(openmetrics, openmetrics=True)
+        for s in family.samples
+        if s.exemplar is not None
+    }
+
+
 def samples(text: str, *, openmetrics: bool = False) -> Samples:
     """(sample name, labels) -> value, for a classic text (or OpenMetrics) exposition."""
-    parse = openmetrics_families if openmetrics else text_string_to_metric_families
     out: Samples = {}
-    for family in parse(text):
+    for family in families(text, openmetrics=openmetrics):
         for s in family.samples:
             out[(s.name, frozenset(s.labels.items()))] = s.value
     return out

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# `make run`: the service on the built-in model (port 8000) and, where the binaries exist, a
-# local Prometheus (9090, exemplar storage on) and Alertmanager (9093). Data and logs go to
-# .run/ (gitignored). Ctrl-C, or any one of them exiting, stops them all.
+# `make run`: the service on the built-in model (port 8000), the standalone exporter (9835) and,
+# where the binaries exist, a local Prometheus (9090, exemplar storage on) and Alertmanager
+# (9093). Prometheus reads deploy/generated/prometheus.local.yml (`inferwatch generate` renders
+# it from deploy/prometheus_config.py). Data and logs go to .run/ (gitignored). Ctrl-C, or any
+# one of them exiting, stops them all.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -35,7 +37,7 @@ fi
 
 if command -v prometheus >/dev/null 2>&1; then
     prometheus \
-        --config.file=deploy/prometheus.local.yml \
+        --config.file=deploy/generated/prometheus.local.yml \
         --storage.tsdb.path="$RUN_DIR/prometheus" \
         --web.listen-address=127.0.0.1:9090 \
         --enable-feature=exemplar-storage \
@@ -45,6 +47,10 @@ if command -v prometheus >/dev/null 2>&1; then
 else
     echo "prometheus not found: skipped (make system-deps installs it)"
 fi
+
+.venv/bin/inferwatch exporter --host 127.0.0.1 --port 9835 >"$RUN_DIR/exporter.log" 2>&1 &
+pids+=($!)
+echo "exporter:     http://127.0.0.1:9835/metrics (log $RUN_DIR/exporter.log)"
 
 echo "service:      http://127.0.0.1:8000 (OpenAI API under /v1, /metrics, /ready); Ctrl-C stops all"
 .venv/bin/inferwatch serve --port 8000 &

@@ -16,7 +16,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 # "module:function" returning dict[str, str]; a part adds its generator here.
-GENERATORS: list[str] = ["alerts.generate:render", "inference.telemetry.metrics_doc:render"]
+GENERATORS: list[str] = [
+    "alerts.generate:render",
+    "inference.telemetry.metrics_doc:render",
+    "deploy.generate:render",  # Prometheus configs, docker-compose.yml, deploy/kubernetes
+]
 
 
 def render_all() -> dict[str, str]:

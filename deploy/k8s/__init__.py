@@ -1,0 +1,1 @@
+"""Renderers of the manifests under deploy/kubernetes/, one module per concern."""

@@ -8,11 +8,13 @@ import copy
 from pathlib import Path
 from typing import Any
 
+import kubernetes_validate
 import yaml
 
 from alerts.spec import SERVICE_JOB
 from deploy import topology as t
 from deploy.k8s import autoscaling
+from deploy.k8s.tree import render_tree
 from inference.api.drain import CUT_TIMEOUT_SECONDS
 from inference.settings import Settings, env_name
 from inferwatch.commands.serve import server_config
@@ -130,3 +132,18 @@ def test_autoscalers_scale_the_deployment_on_queue_depth() -> None:
     assert metric["pods"]["metric"]["name"] == autoscaling.QUEUE_METRIC
     target = str(t.QUEUE_DEPTH_PER_REPLICA)
     assert trigger["metadata"]["threshold"] == metric["pods"]["target"]["averageValue"] == target
+
+
+def test_dashboards_once_generated_become_listed_config_maps() -> None:
+    """The path taken once the dashboards exist (they may not yet): a sample one renders a
+    valid ConfigMap that the base kustomization lists."""
+    sample = {"dashboards/generated/inferwatch_overview.json": '{"title": "Overview"}\n'}
+    tree = render_tree({}, sample)
+    base = yaml.safe_load(tree["deploy/kubernetes/base/kustomization.yaml"])
+    assert "dashboards.yaml" in base["resources"]
+    (config_map,) = [
+        d for d in yaml.safe_load_all(tree["deploy/kubernetes/base/dashboards.yaml"]) if d
+    ]
+    kubernetes_validate.validate(config_map, "1.37.0", strict=True)
+    assert config_map["metadata"]["name"] == "inferwatch-dashboard-inferwatch-overview"
+    assert config_map["data"] == {"inferwatch_overview.json": '{"title": "Overview"}\n'}

@@ -17,9 +17,9 @@ $(STAMP): pyproject.toml
 system-deps:
 	bash deploy/install-system-deps.sh
 
-## Start the service on the built-in model, plus local Prometheus and Alertmanager when installed.
+## The whole stack on loopback: service, exporter, Prometheus and Alertmanager (when installed).
 run: $(STAMP)
-	bash deploy/run-local.sh
+	$(VENV)/bin/inferwatch stack up
 
 ## Lint, check generated files for drift, run the whole test suite.
 test: $(STAMP) system-deps

@@ -17,6 +17,7 @@ COMMANDS: dict[str, str] = {
     "exporter": "standalone GPU/host exporter",
     "generate": "write (or --check) the generated rules, configs and docs",
     "bench": "load generator for any OpenAI-compatible server, per-priority figures",
+    "stack": "stack up: service, exporter, Prometheus and Alertmanager on loopback",
     "report": "a picture of an incident window, drawn from Prometheus (PNG + HTML)",
 }
 

@@ -1,0 +1,81 @@
+"""`inferwatch stack up` (what `make run` starts) with real processes on loopback: every target
+up, Alertmanager wired to Prometheus and to the service's webhook with the run's own token, and
+Ctrl-C stopping everything; without the Prometheus/Alertmanager binaries it says so and runs
+the rest."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+from deploy.stack import Stack, StackConfig
+from tests.support.serve_process import free_port
+from tests.support.waiting import wait_until
+
+INFERWATCH = Path(sys.executable).parent / "inferwatch"
+
+
+def _targets(prometheus: str) -> list[tuple[str, str]]:
+    body = httpx.get(prometheus + "/api/v1/targets", timeout=5).json()
+    return sorted((t["labels"]["job"], t["health"]) for t in body["data"]["activeTargets"])
+
+
+def test_stack_up_starts_the_loop_and_ctrl_c_stops_it(tmp_path: Path) -> None:
+    ports = {name: free_port() for name in ("svc", "prom", "am", "exp")}
+    cmd = [
+        str(INFERWATCH), "stack", "up", "--run-dir", str(tmp_path), "--port", str(ports["svc"]),
+        "--prometheus-port", str(ports["prom"]), "--alertmanager-port", str(ports["am"]),
+        "--exporter-port", str(ports["exp"]), "--scrape-interval", "1",
+    ]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    prometheus = f"http://127.0.0.1:{ports['prom']}"
+    try:
+        assert wait_until(lambda: (tmp_path / "prometheus.yml").exists(), timeout=60)
+        up = [("inferwatch", "up"), ("inferwatch-exporter", "up")]
+        assert wait_until(lambda: _safe(_targets, prometheus) == up, timeout=240), proc.poll()
+        managers = httpx.get(prometheus + "/api/v1/alertmanagers", timeout=5).json()
+        urls = [a["url"] for a in managers["data"]["activeAlertmanagers"]]
+        assert urls == [f"http://127.0.0.1:{ports['am']}/api/v2/alerts"]
+        routing = yaml.safe_load((tmp_path / "alertmanager.yml").read_text())
+        webhook = next(r for r in routing["receivers"] if r["name"] == "service-webhook")
+        config = webhook["webhook_configs"][0]
+        assert config["url"] == f"http://127.0.0.1:{ports['svc']}/admin/alerts"
+        token_file = Path(config["http_config"]["authorization"]["credentials_file"])
+        assert token_file.parent == tmp_path and token_file.stat().st_mode & 0o077 == 0
+        answer = httpx.post(
+            f"http://127.0.0.1:{ports['svc']}/v1/completions",
+            json={"prompt": "hello", "max_tokens": 2}, timeout=60,
+        )  # fmt: skip
+        assert answer.status_code == 200
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=90)
+    assert proc.returncode == 0, out
+    assert f"prometheus:   {prometheus}" in out
+    assert not _safe(httpx.get, f"http://127.0.0.1:{ports['svc']}/health")  # all stopped
+
+
+def _safe(call, *args):  # type: ignore[no-untyped-def]
+    try:
+        return call(*args)
+    except httpx.HTTPError:
+        return None
+
+
+def test_without_prometheus_or_alertmanager_it_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", str(Path(sys.executable).parent))
+    assert shutil.which("prometheus") is None
+    said: list[str] = []
+    parts = Stack(StackConfig(run_dir=tmp_path), say=said.append).prepare()
+    assert [p.name for p in parts] == ["service", "exporter"]
+    assert any(line.startswith("prometheus: not found") for line in said)
+    assert any(line.startswith("alertmanager: not found") for line in said)

@@ -20,6 +20,7 @@ GENERATORS: list[str] = [
     "alerts.generate:render",
     "inference.telemetry.metrics_doc:render",
     "deploy.generate:render",  # Prometheus configs, docker-compose.yml, deploy/kubernetes
+    "dashboards.generate:render",  # dashboards/generated/*.json, dashboards/provisioning
 ]
 
 

@@ -4,7 +4,7 @@
 |---|---|
 | `overview.py`, `engine.py`, `gpu_host.py`, `alerts_degradation.py` | the four dashboards |
 | `board.py` | what every dashboard has: variables, UTC, uid, the dashboards dropdown |
-| `grafana.py` | the grafanalib adapter (targets with exemplars, units, thresholds, links) and layout |
+| `grafana.py` | the grafanalib adapter (exemplars, units, thresholds, links) and the layout |
 | `queries.py`, `promql.py` | queries scoped to the variables; the PromQL reader behind them |
 | `series.py`, `signals.py` | the raw series read, and what comes from the alert spec |
 | `datasources.py`, `generate.py` | Grafana provisioning; every generated file |

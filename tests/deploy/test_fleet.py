@@ -14,7 +14,9 @@ FLEET = build(K8S / "overlays" / "fleet")
 
 
 def picker_config() -> dict[str, Any]:
-    config_map = one([o for o in FLEET if o["kind"] == "ConfigMap"], "ConfigMap")
+    # The endpoint picker's ConfigMap (the dashboards come as ConfigMaps too).
+    maps = [o for o in FLEET if o["kind"] == "ConfigMap" and fleet.EPP_CONFIG_FILE in o["data"]]
+    config_map = one(maps, "ConfigMap")
     return yaml.safe_load(config_map["data"][fleet.EPP_CONFIG_FILE])
 
 

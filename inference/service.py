@@ -19,7 +19,9 @@ from opentelemetry.trace import Tracer
 from prometheus_client import CollectorRegistry, ProcessCollector
 
 from exporters.collector import CollectorGroup, MetricSource
-from inference.backend import Backend
+from inference.admission.assembly import Admission, build_admission, kv_tokens
+from inference.admission.controller import Transition
+from inference.backend import Backend, Priority
 from inference.settings import Settings
 from inference.telemetry.engine_state import QueueSource
 from inference.telemetry.metrics import ServiceMetrics
@@ -48,12 +50,17 @@ class Service:
     tracer_provider: TracerProvider | None = None
     tracer: Tracer | None = None
     owns_tracer_provider: bool = False
+    admission: Admission | None = None
 
     async def start(self) -> None:
         await self.backend.start()
+        if self.admission is not None:
+            self.admission.start()
 
     async def stop(self) -> None:
         """Backend first (it fails what is still in flight), then what only scrapes and traces."""
+        if self.admission is not None:
+            self.admission.stop()
         await self.backend.stop()
         for source in self.sources:
             close = getattr(source, "close", None)
@@ -100,6 +107,10 @@ def build_service(
     extra = list(metric_sources) if metric_sources is not None else default_sources()
     sources: list[MetricSource] = [QueueSource(backend), *extra]
     registry.register(CollectorGroup(sources))
+    # Admission wraps the backend (the gate is itself a Backend) and samples this registry.
+    admission = build_admission(settings.admission, backend, registry)
+    engine_capacity = kv_tokens(backend) or 0
+    backend = admission.backend
 
     metrics: ServiceMetrics | None = None
     provider: TracerProvider | None = None
@@ -110,9 +121,10 @@ def build_service(
             version=app_version,
             backend=backend.backend_name,
             device=str(getattr(backend, "device", settings.engine.device)),
-            concurrency_limit=settings.max_in_flight,
+            concurrency_limit=engine_capacity,
         )
         backend.add_step_listener(metrics.observe_step)
+        _wire_admission_metrics(metrics, admission)
         provider = tracer_provider or build_tracer_provider(app_version)
     tracer = provider.get_tracer("inferwatch.api", app_version) if provider else None
     return Service(
@@ -126,7 +138,26 @@ def build_service(
         tracer_provider=provider,
         tracer=tracer,
         owns_tracer_provider=provider is not None and tracer_provider is None,
+        admission=admission,
     )
+
+
+def _wire_admission_metrics(metrics: ServiceMetrics, admission: Admission) -> None:
+    """The level and the per-priority limits read live at scrape time; one count per
+    transition, by direction and trigger."""
+    model = metrics.model
+    controller, gate = admission.controller, admission.gate
+    if controller is not None:
+        metrics.degradation_level.labels(model).set_function(lambda: controller.level)
+
+        def count(change: Transition) -> None:
+            metrics.degradation_transitions.labels(model, change.direction, change.trigger).inc()
+
+        controller.add_listener(count)
+    if gate is not None:
+        for priority in Priority:
+            child = metrics.concurrency_limit.labels(model, priority.value)
+            child.set_function(lambda p=priority: gate.class_limit(p))
 
 
 def _bounded(work: Callable[[], object], seconds: float) -> None:

@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from inference.admission.config import AdmissionConfig
 from inference.engine.config import EngineConfig
 
 ENV_PREFIX = "INFERWATCH_"
@@ -61,6 +62,7 @@ class Settings:
         default=3.0, metadata={"help": "longest wait for the trace exporter at exit"}
     )
     engine: EngineConfig = field(default_factory=EngineConfig)
+    admission: AdmissionConfig = field(default_factory=AdmissionConfig)
 
     @property
     def max_in_flight(self) -> int:

@@ -15,7 +15,7 @@ from opentelemetry.metrics import NoOpMeterProvider
 from opentelemetry.sdk.trace import TracerProvider
 
 from exporters.collector import MetricSource
-from inference.api import ops, routes
+from inference.api import admin, ops, routes
 from inference.api.errors import install_error_handlers
 from inference.api.generation import GenerationService
 from inference.api.limits import RequestLimitsMiddleware
@@ -44,11 +44,13 @@ def build_app(service: Service) -> FastAPI:
     app.state.settings = service.settings
     app.state.backend = service.backend
     app.state.registry = service.registry
-    app.state.generation = GenerationService(service.backend, service.recorder)
+    keys = service.admission.keys if service.admission is not None else None
+    app.state.generation = GenerationService(service.backend, service.recorder, keys=keys)
     install_error_handlers(app)
     install_openapi(app)
     app.include_router(routes.router)
     app.include_router(ops.router)
+    app.include_router(admin.router)
     app.add_middleware(RequestIdMiddleware)
     settings = service.settings
     app.add_middleware(

@@ -98,12 +98,25 @@ def _invalid(_: Request, exc: Exception) -> JSONResponse:
     return error_response(400, str(exc), param=param, code=code)
 
 
+def retry_headers(seconds: float) -> dict[str, str]:
+    """The same wait twice: `Retry-After` in whole seconds (RFC 9110) and `retry-after-ms`,
+    which the official openai client reads first."""
+    return {
+        "Retry-After": str(max(1, math.ceil(seconds))),
+        "retry-after-ms": str(max(1, round(seconds * 1000))),
+    }
+
+
 def _rejected(_: Request, exc: Exception) -> JSONResponse:
-    """Every refusal: its status, its reason as the error code, Retry-After when retrying helps."""
+    """Every refusal: its status, its reason as the error code, and either when to retry or
+    that retrying as sent cannot help (`x-should-retry: false`, obeyed by the openai client)."""
     assert isinstance(exc, RejectedError)
-    headers = None
     if exc.retry_after is not None:
-        headers = {"Retry-After": str(max(1, math.ceil(exc.retry_after)))}
+        headers = retry_headers(exc.retry_after)
+    else:
+        headers = {"x-should-retry": "false"}
+    if exc.status == 401:
+        headers["WWW-Authenticate"] = "Bearer"
     if exc.status < 500:
         param = "prompt" if exc.reason == "prompt_too_long" else None
         return error_response(exc.status, str(exc), param=param, code=exc.code, headers=headers)
@@ -122,7 +135,7 @@ def _engine_unavailable(_: Request, exc: Exception) -> JSONResponse:
         f"the engine cannot take requests: {exc}",
         type_="server_error",
         code="engine_unavailable",
-        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        headers=retry_headers(RETRY_AFTER_SECONDS),
     )
 
 
@@ -135,8 +148,9 @@ def _generation_failed(_: Request, exc: Exception) -> JSONResponse:
 
 
 def _shutdown(_: Request, exc: Exception) -> JSONResponse:
+    headers = retry_headers(RETRY_AFTER_SECONDS)
     return error_response(
-        503, str(exc), type_="server_error", code="shutting_down", headers={"Retry-After": "1"}
+        503, str(exc), type_="server_error", code="shutting_down", headers=headers
     )
 
 

@@ -17,6 +17,9 @@ import anyio
 from fastapi.responses import JSONResponse, Response
 from starlette.requests import Request
 
+from inference.admission.keys import KeyRing
+from inference.admission.refusals import UnauthorizedError
+from inference.api.auth import bearer_token
 from inference.api.drain import SHUTDOWN_MESSAGE, Drain
 from inference.api.errors import (
     CLIENT_CLOSED_REQUEST,
@@ -56,19 +59,28 @@ class Call:
     # stream_options.include_usage, as OpenAI does it: every chunk carries `"usage": null` and
     # one usage-only chunk (empty choices) comes last; without it, no usage in the stream.
     usage_chunk: bool
+    api_key: str | None = None  # as presented; only the key ring looks at it
 
 
 class GenerationService:
     """Turns validated API calls into backend requests and HTTP responses (one per app)."""
 
-    def __init__(self, backend: Backend, recorder: RequestRecorder) -> None:
+    def __init__(
+        self, backend: Backend, recorder: RequestRecorder, keys: KeyRing | None = None
+    ) -> None:
         self.backend = backend
         self.recorder = recorder
+        self.keys = keys  # with a key file, every call needs a key that allows its priority
         self.drain = Drain()
 
     @property
     def model_name(self) -> str:
         return self.backend.model_name
+
+    def check_key(self, request: Request) -> None:
+        """With a key file, even listing the models needs a known key (as OpenAI's does)."""
+        if self.keys is not None and not self.keys.known(bearer_token(request)):
+            raise UnauthorizedError("a valid API key is required (Authorization: Bearer <key>)")
 
     def check_model(self, model: str | None) -> None:
         if model is not None and model != self.backend.model_name:
@@ -131,11 +143,14 @@ class GenerationService:
             request=greq,
             stream=stream,
             usage_chunk=include_usage is True,
+            api_key=bearer_token(request),
         )
 
     def _submit(self, call: Call) -> TrackedStream:
         try:
             self.drain.admit()
+            if self.keys is not None:
+                self.keys.admit(call.api_key, call.request.priority)
             stream = self.backend.generate(call.request)
         except RejectedError as exc:
             self.recorder.rejected(call.record, exc.reason, exc.status)
@@ -187,6 +202,10 @@ async def _settle(request: Request, tracked: TrackedStream, work: Awaitable[T]) 
         await tracked.close()
         tracked.end("cancelled", CLIENT_CLOSED_REQUEST)
         raise
+    except RejectedError as exc:  # refused after acceptance (its deadline): the handler answers
+        await tracked.close()
+        tracked.end_rejected(exc.reason, exc.status)
+        raise
     except Exception as exc:
         await tracked.close()
         tracked.end("failed", 500, error=f"{type(exc).__name__}: {exc}")
@@ -214,6 +233,7 @@ async def _sse_events(
 ) -> AsyncIterator[bytes]:
     outcome, status = "cancelled", CLIENT_CLOSED_REQUEST
     error: str | None = None
+    refused: RejectedError | None = None
     record = tracked.record
     try:
         opening = fmt.opening_chunk()
@@ -239,13 +259,22 @@ async def _sse_events(
             usage = usage_dict(record.prompt_tokens, record.completion_tokens)
             yield sse_event(fmt.usage_chunk(usage))
         yield DONE_EVENT
+    except RejectedError as exc:  # its deadline passed mid-stream: said in-band, with its code
+        refused = exc
+        payload = error_sse_payload(str(exc))
+        payload["error"]["code"] = exc.code or exc.reason
+        yield sse_event(payload)
+        yield DONE_EVENT
     except Exception as exc:  # noqa: BLE001 - headers are out: report in-band, then end
         outcome, status, error = "failed", 500, f"{type(exc).__name__}: {exc}"
         yield sse_event(error_sse_payload(public_failure(record)))
         yield DONE_EVENT
     finally:
         await tracked.close()
-        tracked.end(outcome, status, error=error)
+        if refused is not None:
+            tracked.end_rejected(refused.reason, refused.status)
+        else:
+            tracked.end(outcome, status, error=error)
 
 
 def _chunk(fmt: ResponseFormat, call: Call, text: str, finish: str | None) -> dict[str, Any]:

@@ -110,7 +110,8 @@ async def chat_completions(
 
 
 @router.get("/v1/models")
-async def models(service: Service) -> dict[str, Any]:
+async def models(request: Request, service: Service) -> dict[str, Any]:
+    service.check_key(request)
     card = {
         "id": service.model_name,
         "object": "model",

@@ -90,6 +90,18 @@ class TrackedStream:
             return
         self._recorded = True
         self._recorder.finished(self.record, outcome, status, error=error)
+        self._ended()
+
+    def end_rejected(self, reason: str, status: int) -> None:
+        """Refused after it was accepted (admission cut it at its deadline): counted as a
+        refusal with its reason, once, like any other end."""
+        if self._recorded:
+            return
+        self._recorded = True
+        self._recorder.rejected(self.record, reason, status)
+        self._ended()
+
+    def _ended(self) -> None:
         for callback in self._end_callbacks:
             callback(self)
 

@@ -20,6 +20,11 @@ REJECTION_REASONS: tuple[str, ...] = (
     "rate_limited",
     "circuit_open",
     "prompt_too_long",
+    # admission (inference/admission/refusals.py)
+    "concurrency_limit",
+    "deadline_exceeded",
+    "invalid_api_key",
+    "priority_not_allowed",
 )
 STEP_PHASES: tuple[str, ...] = ("prefill", "decode", "mixed")
 DEGRADATION_DIRECTIONS: tuple[str, ...] = ("up", "down")
@@ -124,9 +129,12 @@ DEGRADATION_TRANSITIONS = MetricDef(
     unit="transitions", labels=("model", "direction", "trigger"),
     values={"direction": DEGRADATION_DIRECTIONS, "trigger": DEGRADATION_TRIGGERS},
 )  # fmt: skip
-CONCURRENCY_LIMIT = MetricDef(
-    "inferwatch_admission_concurrency_limit", "gauge", "Current in-flight request limit.",
-    unit="requests", labels=("model",),
+CONCURRENCY_LIMIT = _per_priority(
+    "inferwatch_admission_concurrency_limit", "gauge",
+    "In-flight KV tokens (prompt + max_tokens) of this priority and the more important ones "
+    "past which this priority is refused.",
+    unit="tokens", source="the admission gate at scrape time (the engine's whole capacity "
+    "without adaptive admission)",
 )  # fmt: skip
 ALERT_NOTIFICATIONS = MetricDef(
     "inferwatch_alert_notifications_total", "counter", "Alertmanager webhook calls received.",

@@ -79,7 +79,8 @@ class ServiceMetrics:
         build_info = _gauge(catalog.BUILD_INFO, registry)
         build_info.labels(version, backend, device).set(1)
         self.degradation_level.labels(model).set(0)
-        self.concurrency_limit.labels(model).set(concurrency_limit)
+        for priority in PRIORITIES:  # KV tokens; the admission gate replaces these live
+            self.concurrency_limit.labels(model, priority).set(concurrency_limit)
         self._preinitialise()
 
     def _preinitialise(self) -> None:

@@ -16,6 +16,7 @@ from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExport
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
+from inference.admission.config import AdmissionConfig
 from inference.api.app import create_app
 from inference.settings import Settings
 from tests.support.exposition import total
@@ -28,7 +29,9 @@ LONG = {"prompt": "keep talking", "max_tokens": 1500, "ignore_eos": True, "strea
 
 @pytest.fixture(scope="module")
 def service() -> Iterator[RunningService]:
-    thread, app, backend, spans = serve(small_engine(max_num_seqs=16, max_waiting=64))
+    # The engine takes every leaver (running or queued); admission would refuse most of them.
+    engine_only = Settings(admission=AdmissionConfig(admission_mode="off"))
+    thread, app, backend, spans = serve(small_engine(max_num_seqs=16, max_waiting=64), engine_only)
     with thread as base_url:
         yield RunningService(app, backend, spans, base_url)
 

@@ -21,4 +21,5 @@ def test_short_soak_loses_nothing() -> None:
     failed = int(re.search(r"failed=(\d+)", out).group(1))  # type: ignore[union-attr]
     assert accepted == completed + failed and completed > 0, out
     assert failed == 0, out  # overload refuses; it never fails what it accepted
-    assert "queue_full" in out, out  # 2x capacity really overloaded the queue
+    # 2x capacity really overloaded the service: the engine's queue or admission refused.
+    assert "queue_full" in out or "concurrency_limit" in out, out

@@ -87,7 +87,8 @@ async def test_burst_of_100_mixed_priority_requests_all_accounted(
     statuses = Counter(status for _, status, _ in results)
     assert set(statuses) <= {200, 503}, statuses
     assert statuses[503] > 0 and statuses[200] > 0, statuses
-    assert all(retry == "1" for _, status, retry in results if status == 503)
+    # Honest waits (inference/admission/retry_after.py): whole seconds the openai client obeys.
+    assert all(retry and 1 <= int(retry) <= 120 for _, status, retry in results if status == 503)
 
     after = svc.metrics_text()
 
@@ -97,7 +98,11 @@ async def test_burst_of_100_mixed_priority_requests_all_accounted(
     assert delta("inferwatch_requests_total") == 100
     assert delta("inferwatch_requests_total", outcome="completed") == statuses[200]
     assert delta("inferwatch_requests_total", outcome="rejected") == statuses[503]
-    assert delta("inferwatch_request_rejections_total", reason="queue_full") == statuses[503]
+    refused = sum(
+        delta("inferwatch_request_rejections_total", reason=reason)
+        for reason in ("queue_full", "concurrency_limit")  # the engine's queue, or admission's
+    )
+    assert refused == statuses[503]
     for priority in priorities:
         sent = sum(1 for p, _, _ in results if p == priority)
         assert delta("inferwatch_requests_total", priority=priority) == sent

@@ -20,6 +20,7 @@ from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.trace import SpanKind
 
+from inference.admission.config import AdmissionConfig
 from inference.api.app import create_app
 from inference.settings import Settings
 from inference.telemetry.catalog import KV_CACHE_FAMILIES, SERVICE_FAMILIES
@@ -68,7 +69,10 @@ def test_exposition_has_every_family_and_passes_promtool(service: RunningService
         assert name in exported or name.removesuffix("_total") in exported, name
     assert total(text, "inferwatch_build_info") == 1
     assert total(text, "inferwatch_degradation_level") == 0
-    assert total(text, "inferwatch_admission_concurrency_limit") == 64 + 256
+    # Admission's per-priority limits, in KV tokens: at most twice the cache (256 x 16 tokens).
+    for priority in ("premium", "standard", "batch"):
+        limit = total(text, "inferwatch_admission_concurrency_limit", priority=priority)
+        assert 0 < limit <= 2 * 256 * 16, priority
     # Fixed label sets exist at 0 before the first event.
     assert 'reason="circuit_open"' in text and 'status="unauthorized"' in text
     assert PROMPT not in text
@@ -168,8 +172,10 @@ def test_one_json_log_line_per_request_without_prompt(
 
 
 def test_preemption_becomes_a_span_event() -> None:
-    """A KV cache too small for everything running: the engine preempts, the trace shows it."""
-    thread, _, backend, spans = serve(small_engine(num_kv_blocks=10, max_num_seqs=8))
+    """A KV cache too small for everything running: the engine preempts, the trace shows it.
+    Without admission in front, which would refuse what does not fit in the cache."""
+    engine_only = Settings(admission=AdmissionConfig(admission_mode="off"))
+    thread, _, backend, spans = serve(small_engine(num_kv_blocks=10, max_num_seqs=8), engine_only)
     with thread as base_url, httpx.Client(base_url=base_url, timeout=60) as c:
 
         def post(priority: str) -> int:

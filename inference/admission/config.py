@@ -58,7 +58,7 @@ class AdmissionConfig:
     )
     concurrency_tolerance: float = field(
         default=1.5,
-        metadata={"help": "latency rise the adaptive limit tolerates (Gradient2; 1.5 = 150%)"},
+        metadata={"help": "latency rise the adaptive limit tolerates (Gradient2; 1.5: half again)"},
     )
     max_inflight_tokens: int | None = field(
         default=None,

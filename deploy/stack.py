@@ -79,8 +79,8 @@ class Stack:
         parts = [
             Part(
                 "service",
-                [INFERWATCH, "serve", "--port", str(c.service_port),
-                 "--admin-token-file", str(token), *c.serve_args],
+                [INFERWATCH, "serve", "--port", str(c.service_port), *_admin_flag(token),
+                 *c.serve_args],
                 service + t.READINESS_PATH, run / "service.log",
             ),
             Part(
@@ -222,6 +222,13 @@ class Stack:
             except subprocess.TimeoutExpired:
                 part.process.kill()
                 part.process.wait()
+
+
+def _admin_flag(token: Path) -> list[str]:
+    """The service's admin token flag, where this build of the service has admin endpoints
+    (the degradation controller's webhook); without it Alertmanager's webhook gets a 404."""
+    probe = subprocess.run([INFERWATCH, "serve", "--help"], capture_output=True, text=True)
+    return ["--admin-token-file", str(token)] if "--admin-token-file" in probe.stdout else []
 
 
 def _binary(*names: str) -> str | None:

@@ -4,7 +4,8 @@ Pure data, like the spec. The dashboards code (dashboards/) gives these panels e
 ids, so an alert's link keeps pointing at the same panel when panels are added around it; other
 panels are numbered from 100 up. `dashboard_url` turns an alert name into the link an
 annotation or a runbook section carries. tests/dashboards checks that every alert the spec
-renders has an entry here and that every entry lands on a real panel.
+renders has an entry here and that its entry lands on a real panel showing what the alert reads;
+an entry may name an alert the spec is about to gain.
 """
 
 from __future__ import annotations
@@ -41,7 +42,8 @@ DASHBOARDS = (OVERVIEW, ENGINE, GPU_HOST, ALERTS)
 TARGETS_DOWN = PanelLink(OVERVIEW, 1)
 BUDGET_BURN = PanelLink(OVERVIEW, 2)
 FAILED_RATIO = PanelLink(OVERVIEW, 3)
-DURATION_BY_PRIORITY = PanelLink(OVERVIEW, 4)
+LATENCY_GUARD = PanelLink(OVERVIEW, 4)  # the latency panel (by priority) a latency guard reads
+REFUSALS = PanelLink(OVERVIEW, 5)
 # Engine & KV cache
 RUNNING_AND_WAITING = PanelLink(ENGINE, 1)
 KV_USAGE = PanelLink(ENGINE, 2)
@@ -61,6 +63,7 @@ BASELINE_PANELS: dict[str, PanelLink] = {
     "InferwatchErrorRatioAboveBaseline": PanelLink(ALERTS, 12),
     "InferwatchQueueDepthAboveBaseline": PanelLink(ALERTS, 13),
     "InferwatchQueueWaitAboveBaseline": PanelLink(ALERTS, 14),
+    "InferwatchInterTokenLatencyAboveBaseline": PanelLink(ALERTS, 15),
 }
 
 ALERT_PANELS: dict[str, PanelLink] = {
@@ -69,7 +72,8 @@ ALERT_PANELS: dict[str, PanelLink] = {
     "InferwatchGPUSaturated": GPU_UTILIZATION,
     "InferwatchKVCacheSaturated": KV_USAGE,
     "InferwatchQueueDepthHigh": RUNNING_AND_WAITING,
-    "InferwatchRequestLatencyHigh": DURATION_BY_PRIORITY,
+    "InferwatchRequestLatencyHigh": LATENCY_GUARD,
+    "InferwatchRefusalRatioHigh": REFUSALS,
     "InferwatchErrorRatioHigh": FAILED_RATIO,
     "InferwatchHostCPUHigh": HOST_CPU,
     "InferwatchResourceUsageHigh": MEMORY_USED,

@@ -8,7 +8,7 @@ from grafanalib import core as g
 
 from alerts import dashboard_links as links
 from dashboards.board import board
-from dashboards.grafana import Panel, Row, above
+from dashboards.grafana import Panel, Row
 from dashboards.queries import BY_PRIORITY, legend, q, quantile, rate
 from dashboards.series import (
     BATCH_SIZE,
@@ -35,7 +35,6 @@ PER_REPLICA = ("instance", "model")
 
 def queue_row(s: Signals) -> Row:
     depth_title, depth = s.recorded_sum(QUEUE_DEPTH)
-    limit = s.threshold("InferwatchQueueDepthHigh")
     return Row(
         "Queue and batch",
         (
@@ -50,7 +49,7 @@ def queue_row(s: Signals) -> Row:
                     ),
                     q(depth, f"{depth_title}, all priorities " + legend("instance")),
                 ),  # fmt: skip
-                steps=above(limit),
+                steps=s.steps("InferwatchQueueDepthHigh"),
                 dashed=("C",),
                 link=links.RUNNING_AND_WAITING,
                 description="The dashed line is the recorded SLI of the queue-depth alerts "
@@ -125,7 +124,7 @@ def kv_row(s: Signals) -> Row:
                 "KV cache usage",
                 "percentunit",
                 (q(f"max by (instance, model) ({KV_USAGE})", legend("instance", "model")),),
-                steps=above(s.threshold("InferwatchKVCacheSaturated")),
+                steps=s.steps("InferwatchKVCacheSaturated"),
                 link=links.KV_USAGE,
                 minimum=0,
                 maximum=1,

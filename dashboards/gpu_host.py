@@ -8,7 +8,7 @@ from grafanalib import core as g
 
 from alerts import dashboard_links as links
 from dashboards.board import board
-from dashboards.grafana import Panel, Row, above
+from dashboards.grafana import Panel, Row
 from dashboards.queries import legend, q
 from dashboards.series import (
     GPU_CLOCK_EVENT,
@@ -42,7 +42,6 @@ def named(expr: str) -> str:
 
 
 def gpu_row(s: Signals) -> Row:
-    memory_limit = s.threshold("InferwatchResourceUsageHigh", resource="gpu_memory")
     return Row(
         "GPUs",
         (
@@ -58,7 +57,7 @@ def gpu_row(s: Signals) -> Row:
                 "GPU utilisation",
                 "percentunit",
                 (q(named(GPU_UTILIZATION), GPU),),
-                steps=above(s.threshold("InferwatchGPUSaturated")),
+                steps=s.steps("InferwatchGPUSaturated"),
                 link=links.GPU_UTILIZATION,
                 minimum=0,
                 maximum=1,
@@ -71,7 +70,7 @@ def gpu_row(s: Signals) -> Row:
                     q(named(f"{GPU_MEMORY_USED} / {GPU_MEMORY_TOTAL}"), GPU),
                     q(f"{HOST_MEMORY_USED} / {HOST_MEMORY_TOTAL}", "host " + legend("instance")),
                 ),
-                steps=above(memory_limit),
+                steps=s.steps("InferwatchResourceUsageHigh", resource="gpu_memory"),
                 link=links.MEMORY_USED,
                 minimum=0,
                 maximum=1,
@@ -133,7 +132,7 @@ def host_row(s: Signals) -> Row:
                 "Host CPU",
                 "percentunit",
                 (q(HOST_CPU, legend("instance", "job")),),
-                steps=above(s.threshold("InferwatchHostCPUHigh")),
+                steps=s.steps("InferwatchHostCPUHigh"),
                 link=links.HOST_CPU,
                 minimum=0,
                 maximum=1,

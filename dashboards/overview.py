@@ -14,7 +14,7 @@ from alerts.rules import slo_record
 from alerts.sli import CounterRatio
 from alerts.spec import PER_MODEL
 from dashboards.board import board
-from dashboards.grafana import Panel, Query, Row, Step, above
+from dashboards.grafana import OK, Panel, Query, Row, Step, above
 from dashboards.queries import BY_PRIORITY, legend, q, quantile, rate
 from dashboards.series import (
     DEGRADATION_LEVEL,
@@ -51,6 +51,13 @@ def _worst(title_and_query: tuple[str, str], unit: str, **kwargs: Any) -> Panel:
     return _stat(f"{title} (worst replica)", unit, q(f"max({query})", "worst"), **kwargs)
 
 
+def _guarded(s: Signals, metric: str) -> tuple[Step, ...]:
+    """The latency guard's threshold on the spec's quantile of `metric`, if they agree."""
+    guard = s.latency_guard(metric)
+    same = guard is not None and guard.quantile == s.quantile(metric)
+    return above(guard.threshold) if guard is not None and same else OK
+
+
 def now_row(s: Signals) -> Row:
     refused = CounterRatio(
         metric=REQUESTS, label="outcome", value="rejected", op="refusal_ratio", by=("priority",)
@@ -63,7 +70,7 @@ def now_row(s: Signals) -> Row:
             _worst(
                 s.recorded_ratio(REQUESTS, "outcome", "failed"),
                 "percentunit",
-                steps=above(s.threshold("InferwatchErrorRatioHigh")),
+                steps=s.steps("InferwatchErrorRatioHigh"),
             ),
             _stat("Refusal ratio by priority", "percentunit", q(refused, legend("priority"))),
             _worst(s.recorded_quantile(TTFT, PER_MODEL), "s", latency=True),
@@ -76,19 +83,19 @@ def now_row(s: Signals) -> Row:
             _worst(
                 s.recorded_quantile(DURATION, PER_MODEL),
                 "s",
-                steps=above(s.threshold("InferwatchRequestLatencyHigh")),
+                steps=_guarded(s, DURATION),
                 latency=True,
             ),
             _worst(
                 s.recorded_sum(QUEUE_DEPTH),
                 "short",
-                steps=above(s.threshold("InferwatchQueueDepthHigh")),
+                steps=s.steps("InferwatchQueueDepthHigh"),
             ),
             _stat(
                 "KV cache usage (fullest)",
                 "percentunit",
                 q(f"max({KV_USAGE})", "fullest"),
-                steps=above(s.threshold("InferwatchKVCacheSaturated")),
+                steps=s.steps("InferwatchKVCacheSaturated"),
             ),
             _stat("Degradation level (highest)", "none", q(f"max({DEGRADATION_LEVEL})", "max")),
             _stat("Targets down", "short", q(f"sum(1 - {UP})", "down"), link=links.TARGETS_DOWN),
@@ -144,14 +151,28 @@ def slo_row(s: Signals) -> Row:
     return Row("Service level objectives", tuple(panels))
 
 
-def _latency(metric: str, title: str, s: Signals, **kwargs: Any) -> Panel:
-    spec_q = s.quantile(metric)
+def _latency(metric: str, title: str, s: Signals) -> Panel:
+    """p50, the quantile the baseline watches and, where a guard watches this histogram, the
+    guard's quantile with its threshold; the guard's dashboard link lands here."""
+    guard = s.latency_guard(metric)
+    quantiles = {0.5, s.quantile(metric)} | ({guard.quantile} if guard else set())
     queries = tuple(
         q(quantile(metric, qq, BY_PRIORITY), f"p{qq * 100:g} " + legend("priority", "instance"),
           exemplar=True)
-        for qq in sorted({0.5, spec_q})
+        for qq in sorted(quantiles)
     )  # fmt: skip
-    return Panel(title, "s", queries, latency=True, **kwargs)
+    link = links.ALERT_PANELS.get(guard.alert) if guard else None
+    return Panel(
+        title,
+        "s",
+        queries,
+        latency=True,
+        steps=above(guard.threshold) if guard else OK,
+        link=link if link is not None and link.dashboard == links.OVERVIEW else None,
+        description=f"{guard.alert}: p{guard.quantile * 100:g} above {number(guard.threshold)} s."
+        if guard
+        else "",
+    )
 
 
 def latency_row(s: Signals) -> Row:
@@ -169,20 +190,14 @@ def latency_row(s: Signals) -> Row:
                 failed_title.capitalize(),
                 "percentunit",
                 (q(failed, legend("instance", "model")),),
-                steps=above(s.threshold("InferwatchErrorRatioHigh")),
+                steps=s.steps("InferwatchErrorRatioHigh"),
                 link=links.FAILED_RATIO,
                 description="The recorded SLI of the error-ratio alerts (5m window, only above "
                 "the minimum traffic).",
             ),
             _latency(TTFT, "Time to first token", s),
             _latency(INTER_TOKEN, "Time per output token (inter-token latency)", s),
-            _latency(
-                DURATION,
-                "End-to-end latency",
-                s,
-                steps=above(s.threshold("InferwatchRequestLatencyHigh")),
-                link=links.DURATION_BY_PRIORITY,
-            ),
+            _latency(DURATION, "End-to-end latency", s),
             _latency(QUEUE_WAIT, "Queue wait", s),
         ),
     )
@@ -198,6 +213,7 @@ def refusals_row() -> Row:
                 (q(f"{rate(REJECTIONS, ('priority', 'reason'))} > 0",
                    legend("priority", "reason")),),
                 stack=True,
+                link=links.REFUSALS,
                 description="Requests the service refused, per priority and reason (only "
                 "reasons that occur are drawn).",
             ),

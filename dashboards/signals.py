@@ -15,10 +15,23 @@ from dataclasses import dataclass
 from alerts.baseline import BaselineRule, baseline_rules, traffic_record
 from alerts.sli import SLI, CounterRatio, GaugeSum, HistogramQuantile
 from alerts.spec import SPEC, BaselineSignal, Spec
+from dashboards.grafana import OK, Step, above
+from dashboards.promql import metric_names
+from dashboards.series import family
 
 RATE = "$__rate_interval"
+_QUANTILE = re.compile(r"histogram_quantile\(\s*([0-9.]+)\s*,")
 # The first `> number` of a guard's expression is its threshold (`x > 0.9`, `sum(...) > 100`).
 _THRESHOLD = re.compile(r">\s*(-?\d+(?:\.\d+)?(?:e-?\d+)?)(?!\s*\*)")
+
+
+@dataclass(frozen=True)
+class LatencyGuard:
+    """A static alert on a quantile of a latency histogram (p99 latency > N s)."""
+
+    alert: str
+    quantile: float
+    threshold: float
 
 
 @dataclass(frozen=True)
@@ -79,15 +92,32 @@ class Signals:
             return rule.signal.what, rule.sli_record
         return metric, GaugeSum(metric=metric, by=("instance", "model")).promql(RATE)
 
-    def threshold(self, alert: str, *, resource: str | None = None) -> float:
-        """A static guard's threshold, from its expression in the spec."""
+    def threshold(self, alert: str, *, resource: str | None = None) -> float | None:
+        """A static guard's threshold, from its expression in the spec; None when the spec
+        has no such guard (any more)."""
         for guard in self.spec.guards:
             if guard.name == alert and (resource is None or ("resource", resource) in guard.labels):
                 match = _THRESHOLD.search(guard.expr)
                 if match is None:
                     raise ValueError(f"{alert}: no `> number` in {guard.expr!r}")
                 return float(match.group(1))
-        raise KeyError(f"no guard {alert} in the spec")
+        return None
+
+    def steps(self, alert: str, *, resource: str | None = None) -> tuple[Step, ...]:
+        """Red from the guard's threshold up; no threshold without the guard."""
+        value = self.threshold(alert, resource=resource)
+        return OK if value is None else above(value)
+
+    def latency_guard(self, metric: str) -> LatencyGuard | None:
+        """The guard on a quantile of this latency histogram, if the spec has one."""
+        for guard in self.spec.guards:
+            quantile = _QUANTILE.search(guard.expr)
+            if quantile is None or metric not in {family(n) for n in metric_names(guard.expr)}:
+                continue
+            value = self.threshold(guard.name)
+            if value is not None:
+                return LatencyGuard(guard.name, float(quantile.group(1)), value)
+        return None
 
     def alert_values(self) -> frozenset[float]:
         """Every number the spec alerts on: guard thresholds, cold-start thresholds, burn rates

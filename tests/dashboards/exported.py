@@ -15,6 +15,8 @@ from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry
 from prometheus_client.openmetrics.exposition import generate_latest
 
+from alerts.rules import render_rules
+from alerts.spec import SPEC
 from dashboards.promql import parse
 from exporters.collector import CollectorGroup
 from exporters.gpu import GpuSource
@@ -125,6 +127,18 @@ def recorded_series() -> dict[str, Series]:
                     sources |= out[n].sources
                 labels = _recorded_labels(rule["expr"], out)
                 out[rule["record"]] = Series("recorded", labels, sources=frozenset(sources))
+    return out
+
+
+def alert_exprs() -> dict[str, list[str]]:
+    """Alert name -> its expressions, from the rules the spec renders (baselines, SLO burn
+    rates, guards alike)."""
+    out: dict[str, list[str]] = {}
+    for text in render_rules(SPEC, SPEC.prometheus, "runbooks.md").values():
+        for group in yaml.safe_load(text)["groups"]:
+            for rule in group["rules"]:
+                if "alert" in rule:
+                    out.setdefault(rule["alert"], []).append(rule["expr"])
     return out
 
 

@@ -7,29 +7,14 @@ import json
 from typing import Any
 
 import pytest
-import yaml
 
 from alerts.dashboard_links import ALERT_PANELS, DASHBOARDS, OVERVIEW, dashboard_url
-from alerts.rules import render_rules
-from alerts.spec import SPEC
 from dashboards.generate import dashboards
 from dashboards.grafana import FIRST_FREE_ID
 from dashboards.promql import parse
-from tests.dashboards.exported import recorded_series
+from tests.dashboards.exported import alert_exprs, recorded_series
 from tests.dashboards.lint import panels
 from tests.support.metric_refs import family
-
-
-def _alert_exprs() -> dict[str, list[str]]:
-    """Alert name -> its expressions, from the rules the spec renders (baselines, SLO burn
-    rates, guards alike)."""
-    out: dict[str, list[str]] = {}
-    for text in render_rules(SPEC, SPEC.prometheus, "runbooks.md").values():
-        for group in yaml.safe_load(text)["groups"]:
-            for rule in group["rules"]:
-                if "alert" in rule:
-                    out.setdefault(rule["alert"], []).append(rule["expr"])
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -49,11 +34,10 @@ def _families(exprs: list[str]) -> set[str]:
     return out
 
 
-def test_every_alert_of_the_spec_has_a_link_and_no_link_is_stale() -> None:
-    alerts = set(_alert_exprs())
+def test_every_alert_of_the_spec_has_a_link() -> None:
+    alerts = set(alert_exprs())
     assert len(alerts) > 10
     assert alerts - set(ALERT_PANELS) == set(), "add these to alerts/dashboard_links.py"
-    assert set(ALERT_PANELS) - alerts == set(), "these alerts no longer exist"
 
 
 def test_linked_panels_keep_ids_below_the_automatic_range() -> None:
@@ -61,14 +45,15 @@ def test_linked_panels_keep_ids_below_the_automatic_range() -> None:
     assert {link.dashboard for link in ALERT_PANELS.values()} == set(DASHBOARDS)
 
 
-@pytest.mark.parametrize("alert", sorted(ALERT_PANELS))
+@pytest.mark.parametrize("alert", sorted(alert_exprs()))
 def test_the_link_shows_what_the_alert_watches(
     alert: str, panel_by_link: dict[tuple[str, int], dict[str, Any]]
 ) -> None:
-    link = ALERT_PANELS[alert]
+    link = ALERT_PANELS.get(alert)
+    assert link is not None, f"{alert} has no entry in alerts/dashboard_links.py"
     panel = panel_by_link.get((link.dashboard.uid, link.panel_id))
     assert panel is not None, f"{alert}: no panel {link.panel_id} on {link.dashboard.uid}"
-    watched = _families(_alert_exprs()[alert])
+    watched = _families(alert_exprs()[alert])
     shown = _families([t["expr"] for t in panel["targets"]])
     if not watched:  # the Watchdog reads no metric: its panel shows it firing
         watched = {"ALERTS"}

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from alerts.dashboard_links import ALERT_PANELS
+from alerts.dashboard_links import ALERT_PANELS, FAILED_RATIO, PanelLink
 from dashboards.datasources import JAEGER_UID
 from dashboards.generate import dashboards
 from dashboards.signals import Signals
@@ -74,9 +74,16 @@ def test_every_panel_of_every_dashboard_was_looked_at(boards: list[Board]) -> No
 # -- each rule can fail -----------------------------------------------------------------------
 
 
-def _panel(boards: list[Board], title: str) -> dict[str, Any]:
-    found = [p for b in boards for p in panels(b) if p["title"] == title]
-    assert len(found) == 1, f"no single panel {title!r}"
+def _panel(boards: list[Board], which: str | PanelLink) -> dict[str, Any]:
+    """A panel by title, or (a title the spec writes) by the alert link that fixes its id."""
+    found = [
+        p
+        for b in boards
+        for p in panels(b)
+        if (p["title"] == which if isinstance(which, str) else
+            (b["uid"], p["id"]) == (which.dashboard.uid, which.panel_id))
+    ]  # fmt: skip
+    assert len(found) == 1, f"no single panel {which!r}"
     return found[0]
 
 
@@ -84,9 +91,9 @@ def _board(boards: list[Board], uid: str) -> Board:
     return next(b for b in boards if b["uid"] == uid)
 
 
-def _edit_expr(title: str, old: str, new: str) -> Mutation:
+def _edit_expr(which: str | PanelLink, old: str, new: str) -> Mutation:
     def mutate(boards: list[Board]) -> None:
-        target = _panel(boards, title)["targets"][0]
+        target = _panel(boards, which)["targets"][0]
         assert old in target["expr"], target["expr"]
         target["expr"] = target["expr"].replace(old, new, 1)
 
@@ -135,7 +142,7 @@ BROKEN: dict[str, tuple[set[str], Mutation]] = {
     ),  # fmt: skip
     "unknown recorded series": (
         {"metric-exists"},
-        _edit_expr("Failed-request ratio", "error_ratio_rate5m", "error_ratio_rate1m"),
+        _edit_expr(FAILED_RATIO, "error_ratio_rate5m", "error_ratio_rate1m"),
     ),
     "counter without rate": (
         {"counter-in-rate"},

@@ -107,25 +107,29 @@ def _send_load(base_url: str, model: str) -> None:
 
     async def run() -> None:
         async with httpx.AsyncClient(base_url=base_url, timeout=60) as client:
-            gate = asyncio.Semaphore(12)
+            served, sent = 0, 0
 
-            async def one(body: dict[str, Any]) -> int:
-                async with gate:
-                    return (await client.post("/v1/completions", json=body)).status_code
+            async def post(body: dict[str, Any]) -> int:
+                return (await client.post("/v1/completions", json=body)).status_code
 
-            ok = [
-                {"model": model, "prompt": f"dashboards {i}", "max_tokens": 4,
-                 "priority": priorities[i % 3]}
-                for i in range(needed)
-            ]  # fmt: skip
-            refused = [
-                {"model": model, "prompt": "too long", "max_tokens": 10**6, "priority": p}
-                for p in priorities
-            ]
-            statuses = await asyncio.gather(*(one(b) for b in [*ok, *refused]))
-            assert statuses.count(200) == needed, statuses
-            # prompt_too_long, or the admission gate's limit first: a refusal either way
-            assert all(400 <= status < 600 for status in statuses[needed:]), statuses[needed:]
+            async def worker() -> None:
+                # Adaptive admission may refuse some of a burst (429/503): those are refusals
+                # the dashboards show too; the load goes on until enough were served.
+                nonlocal served, sent
+                while served < needed and sent < 4 * needed:
+                    priority, sent = priorities[sent % 3], sent + 1
+                    body = {"model": model, "prompt": f"dashboards {sent}", "max_tokens": 4,
+                            "priority": priority}  # fmt: skip
+                    status = await post(body)
+                    assert status in (200, 429, 503), status
+                    served += status == 200
+
+            await asyncio.gather(*(worker() for _ in range(8)))
+            assert served >= needed, f"{served} of {sent} served"
+            for priority in priorities:  # prompt_too_long, or the admission gate's limit first
+                too_long = {"model": model, "prompt": "too long", "max_tokens": 10**6,
+                            "priority": priority}  # fmt: skip
+                assert 400 <= await post(too_long) < 600
 
     asyncio.run(run())
 
@@ -182,9 +186,9 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
                 missing: set[str] = set(needed)
 
                 def recorded() -> bool:
-                    missing.intersection_update(
-                        n for n in needed if not prometheus.instant(f"count({n})")
-                    )
+                    """All at once: a baseline appears some evaluations after its SLI."""
+                    missing.clear()
+                    missing.update(n for n in needed if not prometheus.instant(f"count({n})"))
                     return not missing
 
                 assert wait_until(recorded, timeout=90, interval=0.5), f"never recorded: {missing}"
@@ -258,7 +262,7 @@ def test_every_panel_query_parses_and_returns_series(live: Live, uid: str) -> No
             where = f"{panel['title']} / {target['refId']}"
             try:
                 result = live.prometheus.api(
-                    "query_range", query=query, start=live.start - 5, end=time.time(), step=2
+                    "query_range", query=query, start=live.start - 5, end=time.time(), step=1
                 )["result"]
             except PrometheusError as exc:
                 problems.append(f"{where}: {exc}\n    {query}")

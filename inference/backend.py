@@ -57,6 +57,9 @@ class GenerationRequest:
     sampling: SamplingParams = field(default_factory=SamplingParams)
     priority: Priority = Priority.STANDARD
     arrival: float = field(default_factory=time.monotonic)
+    # Whose request it is (an API key's tenant, never client text), or None. With the engine's
+    # prefix_cache_scope "tenant", cached prompt blocks are shared only within one tenant.
+    tenant: str | None = None
 
 
 @dataclass

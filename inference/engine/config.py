@@ -9,6 +9,8 @@ from pathlib import Path
 
 import torch
 
+from .block_manager import PREFIX_CACHE_SCOPES
+
 DTYPES: dict[str, torch.dtype] = {
     "float32": torch.float32,
     "float16": torch.float16,
@@ -48,6 +50,11 @@ class EngineConfig:
     enable_prefix_caching: bool = field(
         default=True, metadata={"help": "reuse KV blocks of shared prompt prefixes"}
     )
+    prefix_cache_scope: str = field(
+        default="global",
+        metadata={"help": "who shares cached prompt blocks: everyone, or one API key tenant "
+                  "(no cross-tenant hits, at a cost in hit rate)", "choices": PREFIX_CACHE_SCOPES},
+    )  # fmt: skip
     seed: int = field(default=0, metadata={"help": "seed of unseeded sampling (reproducible)"})
     model_name: str | None = field(
         default=None, metadata={"help": "served model name (default: from the checkpoint)"}
@@ -68,6 +75,11 @@ class EngineConfig:
             raise ValueError(f"device must be one of {', '.join(DEVICES)}, got {self.device!r}")
         if self.dtype not in DTYPES:
             raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
+        if self.prefix_cache_scope not in PREFIX_CACHE_SCOPES:
+            raise ValueError(
+                f"prefix_cache_scope must be one of {', '.join(PREFIX_CACHE_SCOPES)}, "
+                f"got {self.prefix_cache_scope!r}"
+            )
         if self.device == "cuda" and not torch.cuda.is_available():
             raise ValueError("device 'cuda' requested but torch sees no CUDA device")
         for name in ("block_size", "max_num_seqs", "max_num_batched_tokens", "max_waiting"):

@@ -30,7 +30,7 @@ from inference.backend import (
 )
 
 from .block_manager import BlockManager
-from .bridge import OutputBridge
+from .bridge import Delivery, OutputBridge
 from .config import EngineConfig
 from .detokenizer import IncrementalDetokenizer
 from .loader import LoadedModel
@@ -58,7 +58,12 @@ class AsyncEngine:
         self.block_size = config.block_size
         self.dtype = config.dtype
         self.device = config.device
-        self._blocks = BlockManager(num_kv_blocks, config.block_size, config.enable_prefix_caching)
+        self._blocks = BlockManager(
+            num_kv_blocks,
+            config.block_size,
+            config.enable_prefix_caching,
+            config.prefix_cache_scope,
+        )
         self._scheduler = Scheduler(
             self._blocks, config.max_num_seqs, config.max_num_batched_tokens
         )
@@ -180,12 +185,25 @@ class AsyncEngine:
                     if not batch:
                         self._lock.wait(0.005)
                         continue
-                    prepared = self._runner.prepare(batch)
-                self._step(batch, prepared, start)
+                    prepared = self._prepare(batch)
+                if isinstance(prepared, PreparedBatch):
+                    self._step(batch, prepared, start)
+                else:
+                    self._bridge.deliver(prepared)
         except BaseException:
             log.exception("engine loop died")
             self._dead = True
             self._fail_all("engine loop died")
+
+    def _prepare(self, batch: list[ScheduledSeq]) -> PreparedBatch | list[Delivery]:
+        """The step's inputs (lock held), or, if they cannot be built, the failed outputs of
+        this step's requests: the engine keeps serving the others."""
+        try:
+            return self._runner.prepare(batch)
+        except Exception as exc:
+            log.exception("preparing a step failed")
+            error = f"engine error: {type(exc).__name__}: {exc}"
+            return self._postprocessor.fail((i.seq for i in batch), error)
 
     def _step(self, batch: list[ScheduledSeq], prepared: PreparedBatch, start: float) -> None:
         """Run the model without the lock, then postprocess under it."""

@@ -12,7 +12,7 @@ from torch import Tensor
 from .config import DEFAULT_CPU_KV_BLOCKS, EngineConfig, ModelConfig
 from .loader import LoadedModel
 from .model import AttentionGroup, AttentionMetadata, LlamaForCausalLM
-from .sampler import sample
+from .sampler import Sampled, sample
 from .scheduler import ScheduledSeq
 
 Member = tuple[int, ScheduledSeq]  # (offset of its first token in the flat batch, the sequence)
@@ -127,8 +127,9 @@ class ModelRunner:
             mask=mask.unsqueeze(1),
         )
 
-    def run(self, prepared: PreparedBatch) -> list[int]:
-        """One step's forward and sampling: the part of a step run without the lock."""
+    def run(self, prepared: PreparedBatch) -> list[Sampled]:
+        """One step's forward and sampling: the part of a step run without the lock. A row
+        whose sampling failed comes back as a `SampleError`, for its sequence alone to fail."""
         items = prepared.sampling
         with torch.inference_mode():
             logits = self.execute(prepared)

@@ -6,14 +6,18 @@ request on EOS, a stop string or max_tokens, and build its `RequestOutput`. Lock
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Collection, Iterable
 
 from inference.backend import FinishReason, RequestOutput
 
 from .bridge import Delivery
+from .sampler import Sampled, SampleError
 from .scheduler import ScheduledSeq, Scheduler
 from .sequence import Sequence, SequenceStatus
+
+log = logging.getLogger(__name__)
 
 
 class Postprocessor:
@@ -22,9 +26,14 @@ class Postprocessor:
         self._eos = eos_token_ids
 
     def apply(
-        self, batch: list[ScheduledSeq], sampled: list[ScheduledSeq], tokens: list[int], now: float
+        self,
+        batch: list[ScheduledSeq],
+        sampled: list[ScheduledSeq],
+        tokens: list[Sampled],
+        now: float,
     ) -> list[Delivery]:
-        """`sampled` are the batch items that got `tokens` (row order of the logits)."""
+        """`sampled` are the batch items that got `tokens` (row order of the logits). A row that
+        failed to sample, or a sequence whose own output raises, ends that sequence alone."""
         for item in batch:
             if not item.seq.is_finished:  # else cancelled while the model ran
                 item.seq.num_computed_tokens += item.num_tokens
@@ -34,11 +43,18 @@ class Postprocessor:
             seq = item.seq
             if seq.is_finished:
                 continue
+            if isinstance(token, SampleError):
+                outputs.append(self._fail_one(seq, token.message))
+                continue
             seq.token_ids.append(token)
             if seq.times.first_token is None:
                 seq.times.first_token = now
             seq.times.token_times.append(now)
-            outputs.append(self._advance(seq, token))
+            try:
+                outputs.append(self._advance(seq, token))
+            except Exception as exc:  # e.g. a tokenizer that cannot decode a sampled id
+                log.exception("output failed for one sequence")
+                outputs.append(self._fail_one(seq, f"output error: {type(exc).__name__}: {exc}"))
         return outputs
 
     def finish(
@@ -57,7 +73,29 @@ class Postprocessor:
 
     def fail(self, seqs: Iterable[Sequence], error: str) -> list[Delivery]:
         """End every unfinished one of `seqs` with `error` (a failed step, a stopped engine)."""
-        return [self.finish(s, "error", error) for s in list(seqs) if not s.is_finished]
+        return [self._fail_one(s, error) for s in list(seqs) if not s.is_finished]
+
+    def _fail_one(self, seq: Sequence, error: str) -> Delivery:
+        """End one sequence with `error`; if building its output is what raises (its
+        detokenizer), end it without text rather than let it take the engine loop down."""
+        try:
+            return self.finish(seq, "error", error)
+        except Exception:
+            log.exception("final output failed for one sequence")
+            self._scheduler.remove(seq)
+            seq.finish_reason, seq.error = "error", error
+            seq.times.finished = time.monotonic()
+            return seq, RequestOutput(
+                request_id=seq.request_id,
+                token_ids=[],
+                text="",
+                finished=True,
+                finish_reason="error",
+                prompt_tokens=seq.num_prompt_tokens,
+                completion_tokens=seq.num_output_tokens,
+                times=seq.times,
+                error=error,
+            )
 
     def _advance(self, seq: Sequence, token: int) -> Delivery:
         params = seq.sampling

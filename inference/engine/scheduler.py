@@ -93,7 +93,7 @@ class Scheduler:
             queue = self.waiting[priority]
             while queue and budget > 0:
                 seq = queue[0]
-                hits = self.blocks.match_prefix(seq.token_ids)
+                hits = self.blocks.match_prefix(seq.token_ids, seq.tenant)
                 cached = len(hits) * self.blocks.block_size
                 n = min(len(seq.token_ids) - cached, budget)
                 new_blocks = self.blocks.blocks_for(cached + n) - len(hits)

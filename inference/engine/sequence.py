@@ -35,6 +35,7 @@ class Sequence:
     ):
         self.request_id = request.request_id
         self.priority = request.priority  # parsed at the edge (the API)
+        self.tenant = request.tenant  # scopes the prefix cache when it is per tenant
         self.arrival = request.arrival
         self.order = next(_order)  # tie-break for equal arrival times
         self.sampling = request.sampling
@@ -42,7 +43,7 @@ class Sequence:
         self.token_ids: list[int] = list(request.prompt_token_ids)
         self.num_computed_tokens = 0
         self.block_table: list[int] = []
-        self.block_hashes: list[int] = []  # chained hashes of the full blocks, in table order
+        self.block_hashes: list[bytes] = []  # chained keys of the full blocks, in table order
         self.status = SequenceStatus.WAITING
         self.finish_reason: FinishReason | None = None
         self.error: str | None = None

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import math
+
 from inference.backend import GenerationRequest, InvalidRequestError, PromptTooLongError
 
 from .block_manager import BlockManager
+
+_SEED_MIN, _SEED_END = -(2**63), 2**64  # what torch.Generator.manual_seed accepts
 
 
 class RequestValidator:
@@ -40,9 +44,16 @@ class RequestValidator:
                 f"prompt + max_tokens = {total} tokens needs {needed} KV blocks but the whole "
                 f"cache has {cache} blocks of {self._blocks.block_size} tokens"
             )
-        if params.temperature < 0:
-            raise InvalidRequestError(f"temperature must be >= 0, got {params.temperature}")
+        # Any finite temperature >= 0 and top_p in (0, 1] is safe to sample with: the sampler
+        # clamps values below float32's smallest normal (which would round to 0) to it, where
+        # both already mean greedy. NaN and inf have no meaning and fail every comparison.
+        if not (math.isfinite(params.temperature) and params.temperature >= 0):
+            raise InvalidRequestError(
+                f"temperature must be a finite number >= 0, got {params.temperature}"
+            )
         if not 0 < params.top_p <= 1:
             raise InvalidRequestError(f"top_p must be in (0, 1], got {params.top_p}")
+        if params.seed is not None and not _SEED_MIN <= params.seed < _SEED_END:
+            raise InvalidRequestError(f"seed must be in [-2**63, 2**64), got {params.seed}")
         if min(prompt) < 0 or max(prompt) >= self.vocab_size:
             raise InvalidRequestError(f"prompt token ids must be in [0, {self.vocab_size})")

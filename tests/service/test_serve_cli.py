@@ -56,6 +56,7 @@ ENGINE_VALUES: dict[str, tuple[str, object]] = {
     "max_num_batched_tokens": ("256", 256),
     "max_waiting": ("9", 9),
     "enable_prefix_caching": ("0", False),
+    "prefix_cache_scope": ("tenant", "tenant"),
     "seed": ("3", 3),
     "model_name": ("named", "named"),
     "num_threads": ("1", 1),

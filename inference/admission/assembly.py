@@ -31,9 +31,6 @@ FALLBACK_MAX_INFLIGHT_REQUESTS = 64
 # The limit's ceiling: a cache's worth running and one more waiting. At rest admission refuses
 # nothing the engine would have queued; latency brings the limit down from there.
 CEILING_CACHES = 2
-# Gradient2's minimum limit: latency that rises for reasons concurrency does not cause (a busy
-# host, a noisy neighbour) must not shrink the service to one request at a time.
-MIN_SHARE = 0.125
 
 
 @dataclass
@@ -103,14 +100,17 @@ def build_admission(
         clock=clock,
     )
     capacity = kv_tokens(backend) or FALLBACK_MAX_INFLIGHT_REQUESTS * backend.max_model_len
-    maximum = float(config.max_inflight_tokens or CEILING_CACHES * capacity)
-    limit = AdaptiveLimit(
-        initial=maximum,  # optimistic, as Gradient2 starts: latency brings it down
-        minimum=max(1.0, maximum * MIN_SHARE),
-        maximum=maximum,
-        tolerance=config.concurrency_tolerance,
-        clock=clock,
-    )
+    ceiling = float(config.max_inflight_tokens or CEILING_CACHES * capacity)
+    limits = {
+        priority: AdaptiveLimit(
+            initial=ceiling * service.share,  # optimistic, as Gradient2 starts
+            minimum=max(1.0, ceiling * service.min_share),
+            maximum=ceiling * service.share,
+            tolerance=config.concurrency_tolerance,
+            clock=clock,
+        )
+        for priority, service in ladder.service.items()
+    }
     breaker = CircuitBreaker(
         window=config.breaker_window,
         min_calls=config.breaker_min_calls,
@@ -122,7 +122,7 @@ def build_admission(
         backend,
         ladder=ladder,
         level=lambda: controller.level,
-        limit=limit,
+        limits=limits,
         breaker=breaker,
         advisor=RetryAdvisor(clock),
         relief=controller.seconds_until_relief,

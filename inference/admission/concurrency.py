@@ -130,11 +130,33 @@ class AdaptiveLimit:
         self.cost = Ewma(100)
         self.drain = DrainRate(clock)
 
-    def on_first_token(self, ttft: float, cost: float, inflight: float) -> float:
+    @property
+    def gradient(self) -> float:
+        """The smaller of the two signals' gradients."""
+        return min(self.ttft.gradient, self.tpot.gradient)
+
+    def busy(self, inflight: float) -> bool:
+        """At least half the limit in use: latency then says something about the limit."""
+        return inflight >= self.limit / 2
+
+    def observe_first_token(self, ttft: float, cost: float) -> None:
         """A first token arrived: the earliest word on queueing, long before the request ends
         (a limit that waited for completions would learn of a deep queue seconds late)."""
         self.ttft.observe(ttft)
-        return self._adjust(inflight + cost >= self.limit / 2, self.cost.update(cost))
+        self.cost.update(cost)
+
+    def observe_finished(
+        self, cost: float, busy: bool, tpot: float | None, duration: float | None
+    ) -> None:
+        self.drain.finished(cost, busy)
+        if tpot is not None:
+            self.tpot.observe(tpot)
+        if duration is not None:
+            self.duration.observe(duration)
+
+    def on_first_token(self, ttft: float, cost: float, inflight: float) -> float:
+        self.observe_first_token(ttft, cost)
+        return self.adjust(self.busy(inflight + cost))
 
     def on_finished(
         self,
@@ -144,16 +166,15 @@ class AdaptiveLimit:
         duration: float | None,
     ) -> float:
         """One completed request: its cost, the in-flight cost when it ended, its latencies."""
-        busy = inflight + cost >= self.limit / 2
-        self.drain.finished(cost, busy)
-        if tpot is not None:
-            self.tpot.observe(tpot)
-        if duration is not None:
-            self.duration.observe(duration)
-        return self._adjust(busy, self.cost.value or cost)
+        busy = self.busy(inflight + cost)
+        self.observe_finished(cost, busy, tpot, duration)
+        return self.adjust(busy)
 
-    def _adjust(self, busy: bool, avg_cost: float) -> float:
-        gradient = min(self.ttft.gradient, self.tpot.gradient)
+    def adjust(self, busy: bool, gradient: float | None = None) -> float:
+        """One Gradient2 step, with this limit's own gradient unless told a smaller one (a
+        less important class also yields to the latency of the classes above it)."""
+        gradient = self.gradient if gradient is None else gradient
+        avg_cost = self.cost.value or self.minimum  # a class that has no sample of its own yet
         if not busy and gradient >= 1.0:
             return self.limit  # app-limited: an idle limit must not grow without evidence
         allowance = avg_cost * math.sqrt(max(1.0, self.limit / avg_cost))

@@ -3,18 +3,20 @@
 Every request is decided at once, before anything waits (a refusal never sits in a queue
 first), in this order: the level sheds its priority -> 503 shed; the level or the class caps
 its `max_tokens` (admitted, capped); its cost in KV tokens (prompt + max_tokens), added to what
-its own and the more important classes have in flight, does not fit its class's share of the
-adaptive limit -> 503 concurrency_limit; the circuit breaker is open -> 503 circuit_open; else
+its own and the more important classes have in flight, does not fit its class's adaptive limit
+-> 503 concurrency_limit; the circuit breaker is open -> 503 circuit_open; else
 the inner backend gets it (whose own refusals, a full queue, pass through with an estimated
 Retry-After). A request that finds nothing of its rank in flight is admitted whatever its
-cost, so a large request is slow, never impossible.
+cost, so a large request is slow, never impossible. Besides the limit, a class is refused while
+the engine's queue already holds its `max_waiting` of its rank or above: that needs no latency
+sample, so it holds from the first second of a burst, when no answer has come back yet.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from inference.admission import decision as decisions
@@ -35,6 +37,9 @@ from inference.backend import (
     RequestStream,
 )
 
+# A queue whose oldest has waited this long is a backlog (several engine steps went by).
+QUEUE_PATIENCE_S = 0.1
+
 
 class AdmissionGate(DelegatingBackend):
     """Implements `inference.backend.Backend` around `inner`."""
@@ -45,7 +50,7 @@ class AdmissionGate(DelegatingBackend):
         *,
         ladder: Ladder,
         level: Callable[[], int],
-        limit: AdaptiveLimit,
+        limits: Mapping[Priority, AdaptiveLimit],
         breaker: CircuitBreaker,
         advisor: RetryAdvisor,
         relief: Callable[[], float] = lambda: 0.0,
@@ -55,7 +60,7 @@ class AdmissionGate(DelegatingBackend):
         self.ladder = ladder
         self._level = level
         self._relief = relief
-        self.limit = limit
+        self.limits = dict(limits)
         self.breaker = breaker
         self.advisor = advisor
         self.backlog = Backlog(clock)
@@ -65,11 +70,9 @@ class AdmissionGate(DelegatingBackend):
 
     def class_limit(self, priority: Priority, level: int | None = None) -> float:
         """KV tokens in flight, of this class and the more important ones, past which
-        `priority` is refused."""
+        `priority` is refused: its own adaptive limit, at the level's concurrency share."""
         number = self._level() if level is None else level
-        service = self.ladder.service[priority]
-        adaptive = max(self.limit.limit * service.share, self.limit.maximum * service.min_share)
-        return adaptive * self.ladder.level(number).concurrency
+        return self.limits[priority].limit * self.ladder.level(number).concurrency
 
     def generate(self, request: GenerationRequest) -> RequestStream:
         number = self._level()
@@ -87,12 +90,24 @@ class AdmissionGate(DelegatingBackend):
         ahead = self.ahead_of(priority)
         if ahead > 0 and ahead + cost > limit:
             decisions.annotate(number, "concurrency_limit")
-            rate = self.limit.drain.current()
+            rate = self._drain(priority)
             behind = self.backlog.join(priority, cost, rate)
             wait = drain_estimate(ahead + behind + cost - limit, rate)
             raise ConcurrencyLimitError(
                 f"the {priority.value} share of the in-flight limit is full "
                 f"({ahead:.0f} + {cost:.0f} > {limit:.0f} KV tokens)",
+                retry_after=self.advisor.refused(priority, wait),
+            )
+        queued = self._waiting(priority)
+        allowed = max(1, int(self.ladder.service[priority].max_waiting * level.concurrency))
+        if queued >= allowed:
+            decisions.annotate(number, "concurrency_limit")
+            rate = self._drain(priority)
+            behind = self.backlog.join(priority, cost, rate)
+            wait = drain_estimate((queued - allowed + 1) * cost + behind, rate)
+            raise ConcurrencyLimitError(
+                f"{queued} requests of {priority.value} priority or above already wait in the "
+                f"engine's queue (at most {allowed} for this class)",
                 retry_after=self.advisor.refused(priority, wait),
             )
         wait = self.breaker.allow()
@@ -140,21 +155,58 @@ class AdmissionGate(DelegatingBackend):
         sampling = dataclasses.replace(request.sampling, max_tokens=cap)
         return dataclasses.replace(request, sampling=sampling), True
 
+    def _waiting(self, priority: Priority) -> int:
+        """Requests of `priority` and the classes above it waiting in the engine's queue, if
+        the oldest of them has waited past QUEUE_PATIENCE_S (else 0): a burst that arrived
+        between two engine steps is not a backlog, it is the next step's batch."""
+        stats = self.inner.stats()
+        ranks = [p for p in Priority if p.rank <= priority.rank]
+        oldest = max(stats.oldest_wait_seconds_by_priority.get(p, 0.0) for p in ranks)
+        if oldest < QUEUE_PATIENCE_S:
+            return 0
+        return sum(stats.waiting_by_priority.get(p, 0) for p in ranks)
+
+    def _drain(self, priority: Priority | None = None) -> float | None:
+        """KV tokens a second now finishing of `priority` and the more important classes (all
+        classes without one): what has to drain before this class finds room."""
+        rates = [
+            rate
+            for p, limit in self.limits.items()
+            if priority is None or p.rank <= priority.rank
+            if (rate := limit.drain.current()) is not None
+        ]
+        return sum(rates) if rates else None
+
     def _queue_estimate(self) -> float | None:
         """Seconds until the engine's own queue has room: what waits there, at the drain rate."""
         stats = self.inner.stats()
         waiting = sum(stats.waiting_by_priority.values())
-        per_request = self.limit.cost.value
-        if per_request is None:
+        costs = [c for limit in self.limits.values() if (c := limit.cost.value) is not None]
+        if not costs:
             return None
-        return drain_estimate(waiting * per_request, self.limit.drain.current())
+        return drain_estimate(waiting * sum(costs) / len(costs), self._drain())
 
     def first_token(self, request: GenerationRequest, cost: float, ttft: float) -> None:
-        self.limit.on_first_token(ttft, cost, self.inflight)
+        self.limits[request.priority].observe_first_token(ttft, cost)
+        self._learn(request.priority)
+
+    def _learn(self, sampled: Priority) -> None:
+        """A sample of `sampled` moves its own limit and those of the less important classes:
+        each class follows the smallest gradient among itself and the classes above it, so when
+        premium slows down, batch yields first; and a class starved of samples (batch, waiting
+        behind everyone) still hears that the service is slow."""
+        for priority in Priority:
+            if priority.rank < sampled.rank:
+                continue
+            gradient = min(
+                limit.gradient for p, limit in self.limits.items() if p.rank <= priority.rank
+            )
+            limit = self.limits[priority]
+            limit.adjust(limit.busy(self.ahead_of(priority)), gradient)
 
     def finished(self, request: GenerationRequest, ending: Ending) -> None:
-        """A gated stream ended: give its cost back and learn from it."""
-        inflight = self.inflight
+        """A gated stream ended: give its cost back; its class's limit learns from it."""
+        ahead = self.ahead_of(request.priority)
         self.inflight = max(0.0, self.inflight - ending.cost)
         by = self.inflight_by_priority
         by[request.priority] = max(0.0, by[request.priority] - ending.cost)
@@ -172,20 +224,25 @@ class AdmissionGate(DelegatingBackend):
             n = ending.output.completion_tokens
             if n >= 2:
                 tpot = (times.finished - times.first_token) / (n - 1)
-        self.limit.on_finished(ending.cost, inflight, tpot, duration)
+        limit = self.limits[request.priority]
+        limit.observe_finished(ending.cost, limit.busy(ahead), tpot, duration)
+        self._learn(request.priority)
 
     def snapshot(self) -> dict[str, Any]:
         level = self._level()
         return {
             "inflight_kv_tokens": round(self.inflight, 1),
             "inflight_requests": {p.value: n for p, n in self.inflight_requests.items()},
-            "limit_kv_tokens": round(self.limit.limit, 1),
-            "class_limits_kv_tokens": {
-                p.value: round(self.class_limit(p, level), 1) for p in Priority
+            "limits": {
+                p.value: {
+                    "kv_tokens": round(self.class_limit(p, level), 1),
+                    "adaptive_kv_tokens": round(limit.limit, 1),
+                    "little_bound_kv_tokens": _round(limit.little_bound()),
+                    "drain_kv_tokens_per_second": _round(limit.drain.current()),
+                    "gradients": {"ttft": limit.ttft.gradient, "tpot": limit.tpot.gradient},
+                }
+                for p, limit in self.limits.items()
             },
-            "little_bound_kv_tokens": _round(self.limit.little_bound()),
-            "drain_kv_tokens_per_second": _round(self.limit.drain.current()),
-            "gradients": {"ttft": self.limit.ttft.gradient, "tpot": self.limit.tpot.gradient},
             "breaker": self.breaker.state,
         }
 

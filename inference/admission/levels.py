@@ -36,18 +36,22 @@ class Level:
 class ServiceLevel:
     """What one priority class gets at every level.
 
-    `share`: the fraction of the adaptive in-flight limit that this class and the more important
-    ones may fill before this class is refused, so lower classes leave headroom for higher ones.
-    `min_share`: a floor, as a fraction of the limit's ceiling, that the class keeps however far
-    latency pushes the adaptive limit down (premium's is the largest: shedding starts at the
-    bottom). `timeout_s`: a request still running after this long (from arrival) is cancelled
-    and its blocks freed.
+    Each class has its own adaptive in-flight limit, learned from its own latencies and counting
+    what it and the more important classes have in flight. `share`: where that limit starts
+    and the most it grows to, as a fraction of the ceiling, so lower classes leave headroom for
+    higher ones. `min_share`: the least it falls to, however far latency pushes it (premium's
+    is the largest: shedding starts at the bottom). `max_waiting`: how many requests of this
+    class and the ones above may already wait in the engine's queue for it to be admitted (a
+    refusal is better than a place at the back of a queue; this needs no latency sample, so it
+    acts from the first second of a burst). `timeout_s`: a request still running after this
+    long (from arrival) is cancelled and its blocks freed.
     """
 
     share: float
     timeout_s: float
     max_tokens: int | None = None
     min_share: float = 0.0
+    max_waiting: int = 4
 
 
 @dataclass(frozen=True)
@@ -73,9 +77,11 @@ class Ladder:
             if not 0 < lv.concurrency <= 1:
                 raise ValueError(f"level {lv.number}: concurrency must be in (0, 1]")
         for p, s in self.service.items():
-            if not 0 < s.share <= 1 or not 0 <= s.min_share <= 1 or s.timeout_s <= 0:
+            ok = 0 < s.share <= 1 and 0 <= s.min_share <= s.share and s.timeout_s > 0
+            if not ok or s.max_waiting < 1:
                 raise ValueError(
-                    f"service level of {p}: share in (0, 1], min_share in [0, 1], timeout_s > 0"
+                    f"service level of {p}: share in (0, 1], min_share in [0, share], "
+                    "timeout_s > 0, max_waiting >= 1"
                 )
 
     @property
@@ -109,9 +115,9 @@ DEFAULT_LADDER = Ladder(
     ),  # fmt: skip
     service=MappingProxyType(
         {
-            P: ServiceLevel(share=1.0, timeout_s=60.0, min_share=0.25),
-            S: ServiceLevel(share=0.75, timeout_s=120.0, min_share=0.05),
-            B: ServiceLevel(share=0.5, timeout_s=600.0, min_share=0.025),
+            P: ServiceLevel(share=1.0, timeout_s=60.0, min_share=0.25, max_waiting=16),
+            S: ServiceLevel(share=0.75, timeout_s=120.0, min_share=0.05, max_waiting=4),
+            B: ServiceLevel(share=0.5, timeout_s=600.0, min_share=0.025, max_waiting=2),
         }
     ),
     # The spec's actions (alerts/spec.py `Action`): capping tokens is the first rung; shedding
@@ -143,6 +149,7 @@ def load_ladder(path: str | Path) -> Ladder:
                 timeout_s=float(item["timeout_s"]),
                 max_tokens=_opt_int(item.get("max_tokens")),
                 min_share=float(item.get("min_share", 0.0)),
+                max_waiting=int(item.get("max_waiting", 4)),
             )
         actions = dict(DEFAULT_LADDER.action_levels)
         actions.update({str(k): int(v) for k, v in (raw.get("actions") or {}).items()})

@@ -107,6 +107,8 @@ class ScriptedBackend:
         self.streams: list[ScriptedStream] = []
         self.cancelled: list[str] = []
         self.refuse: Callable[[GenerationRequest], None] | None = None
+        self.waiting: dict[Priority, int] = {p: 0 for p in Priority}  # what stats() reports
+        self.oldest_wait = 0.0
 
     async def start(self) -> None: ...
 
@@ -130,8 +132,10 @@ class ScriptedBackend:
 
     def stats(self) -> BackendStats:
         return BackendStats(
-            waiting_by_priority={p: 0 for p in Priority},
-            oldest_wait_seconds_by_priority={p: 0.0 for p in Priority},
+            waiting_by_priority=dict(self.waiting),
+            oldest_wait_seconds_by_priority={
+                p: self.oldest_wait if n else 0.0 for p, n in self.waiting.items()
+            },
             running=len([s for s in self.streams if not s.closed]),
         )
 

@@ -44,7 +44,14 @@ def gate(
         backend,
         ladder=ladder,
         level=level or Level(),
-        limit=AdaptiveLimit(initial=CEILING, minimum=1024, maximum=CEILING),
+        limits={
+            p: AdaptiveLimit(
+                initial=CEILING * s.share,
+                minimum=CEILING * s.min_share,
+                maximum=CEILING * s.share,
+            )
+            for p, s in ladder.service.items()
+        },  # fmt: skip
         breaker=CircuitBreaker(window=10, min_calls=4, open_s=5.0),
         advisor=RetryAdvisor(),
         relief=lambda: 30.0,
@@ -104,20 +111,22 @@ async def test_cost_is_counted_in_kv_tokens_and_lower_classes_leave_room() -> No
     g.generate(request(6, S, prompt=100, max_tokens=200))
 
 
-async def test_finishing_gives_the_cost_back_and_slow_answers_lower_the_limits() -> None:
+async def test_finishing_gives_the_cost_back_and_slow_answers_lower_that_class_limit() -> None:
     backend = ScriptedBackend()
     g = gate(backend)
     streams = []
     for i in range(40):
-        streams.append(g.generate(request(i, P, prompt=100, max_tokens=100)))
+        streams.append(g.generate(request(i, B, prompt=50, max_tokens=50)))
     for i, stream in enumerate(streams):
         backend.streams[i].finish(ttft=0.01 if i < 20 else 0.5, tpot=0.01)
         async for _ in stream:
             pass
-    assert g.inflight == 0 and g.snapshot()["inflight_requests"]["premium"] == 0
-    assert g.limit.limit < CEILING  # TTFT 50x its long average: the gradient cut the limit
-    assert g.class_limit(S) == pytest.approx(max(g.limit.limit * 0.75, CEILING * 0.05))
-    assert g.limit.ttft.gradient == 0.5  # clamped at Gradient2's floor
+    assert g.inflight == 0 and g.snapshot()["inflight_requests"]["batch"] == 0
+    batch = g.limits[B]
+    assert batch.limit < CEILING * 0.5  # TTFT 50x its long average: the gradient cut it
+    assert batch.ttft.gradient == 0.5  # clamped at Gradient2's floor
+    assert g.class_limit(B) >= CEILING * 0.025  # never below its floor
+    assert g.class_limit(P) == CEILING and g.class_limit(S) == CEILING * 0.75  # their own
 
 
 async def test_engine_failures_open_the_breaker_then_trials_close_it() -> None:
@@ -218,3 +227,36 @@ def test_ladders_are_validated() -> None:
         Ladder(DEFAULT_LADDER.levels, MappingProxyType({P: ServiceLevel(1.0, 1.0)}), {})
     with pytest.raises(ValueError, match="does not exist"):
         Ladder(DEFAULT_LADDER.levels, DEFAULT_LADDER.service, {"cap_tokens": 9})
+
+
+async def test_when_premium_slows_down_the_classes_below_yield_too() -> None:
+    """Batch may be starved of samples of its own (it waits behind everyone): it follows the
+    smallest gradient of the classes above it, so it still hears that the service is slow."""
+    backend = ScriptedBackend()
+    g = gate(backend)
+    g.generate(request(0, B, prompt=2000, max_tokens=1000))  # batch in flight, never answering
+    g.generate(request(1, S, prompt=3000, max_tokens=1000))
+    streams = [g.generate(request(10 + i, P, prompt=50, max_tokens=50)) for i in range(40)]
+    for i, stream in enumerate(streams):
+        backend.streams[2 + i].finish(ttft=0.01 if i < 20 else 0.5, tpot=0.01)
+        async for _ in stream:
+            pass
+    assert g.limits[B].limit < CEILING * 0.5 and g.limits[S].limit < CEILING * 0.75
+    assert g.limits[P].ttft.gradient == 0.5
+
+
+async def test_a_backlog_in_the_engine_queue_refuses_at_once_without_any_latency_sample() -> None:
+    backend = ScriptedBackend()
+    g = gate(backend)
+    backend.waiting = {P: 0, S: 3, B: 0}
+    backend.oldest_wait = 0.01  # a burst between two engine steps: not a backlog
+    g.generate(request(1, B, prompt=5, max_tokens=5))
+    backend.oldest_wait = 0.5  # three have waited half a second
+    with pytest.raises(ConcurrencyLimitError, match="3 requests of batch priority or above"):
+        g.generate(request(2, B, prompt=5, max_tokens=5))  # batch allows 2 ahead in the queue
+    g.generate(request(3, S, prompt=5, max_tokens=5))  # standard allows 4
+    g.generate(request(4, P, prompt=5, max_tokens=5))  # premium counts only premium
+    backend.waiting = {P: 16, S: 0, B: 0}
+    with pytest.raises(ConcurrencyLimitError) as refused:
+        g.generate(request(5, P, prompt=5, max_tokens=5))
+    assert refused.value.retry_after is not None

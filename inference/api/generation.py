@@ -150,7 +150,8 @@ class GenerationService:
         try:
             self.drain.admit()
             if self.keys is not None:
-                self.keys.admit(call.api_key, call.request.priority)
+                tenant = self.keys.admit(call.api_key, call.request.priority)
+                call.request.tenant = tenant.name  # from the key file: the engine may scope by it
             stream = self.backend.generate(call.request)
         except RejectedError as exc:
             self.recorder.rejected(call.record, exc.reason, exc.status)

@@ -1,7 +1,8 @@
 """Continuous batching vs one request at a time, on the same 32 requests.
 
-`python -m benchmarks.batching [--device cuda] [--dtype bfloat16]`; the last line is
-`batching_speedup=<batched tokens/s / sequential tokens/s>`.
+`python -m benchmarks.batching [--model smollm2-135m-instruct] [--device cuda] [--dtype bfloat16]`;
+the last line is `batching_speedup=<batched tokens/s / sequential tokens/s>`. The random tiny
+model by default (quick); SmolLM2 takes a few minutes on a CPU (the sequential half dominates).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import time
 from inference.backend import GenerationRequest, SamplingParams
 from inference.engine import AsyncEngine, EngineConfig, build_engine
 from inference.engine.config import DEVICES, DTYPES
+from inference.engine.models import BUILTIN_MODELS, TINY
 
 NUM_REQUESTS = 32
 MAX_TOKENS = 64
@@ -57,8 +59,8 @@ async def _main(config: EngineConfig) -> None:
     finally:
         await engine.stop()
     print(
-        f"device={config.device} dtype={config.dtype} requests={NUM_REQUESTS} "
-        f"max_tokens={MAX_TOKENS}"
+        f"model={config.builtin_model} device={config.device} dtype={config.dtype} "
+        f"requests={NUM_REQUESTS} max_tokens={MAX_TOKENS}"
     )
     print(f"sequential_tokens_per_s={seq_rate:.1f}")
     print(f"batched_tokens_per_s={batch_rate:.1f}")
@@ -67,10 +69,13 @@ async def _main(config: EngineConfig) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--model", default=TINY, choices=list(BUILTIN_MODELS))
     parser.add_argument("--device", default="cpu", choices=DEVICES)
     parser.add_argument("--dtype", default="float32", choices=list(DTYPES))
     args = parser.parse_args()
-    config = EngineConfig(device=args.device, dtype=args.dtype, enable_prefix_caching=False)
+    config = EngineConfig(
+        model=args.model, device=args.device, dtype=args.dtype, enable_prefix_caching=False
+    )
     asyncio.run(_main(config))
 
 

@@ -47,7 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-tokens", type=int, default=32)
     parser.add_argument("--capacity-seconds", type=float, default=15.0)
     args = parser.parse_args(argv)
-    serve_args = ["--max-num-seqs", str(MAX_NUM_SEQS), "--max-waiting", "64"]
+    # The random tiny model: the soak measures the service, not a model's speed.
+    serve_args = ["--model", "tiny", "--max-num-seqs", str(MAX_NUM_SEQS), "--max-waiting", "64"]
     serve_args += ["--num-kv-blocks", "512"]
     with serve(serve_args) as served:
         target = Target(served.base_url + "/v1", httpx.get(served.base_url + "/v1/models").json()

@@ -59,7 +59,9 @@ def missing(referenced: set[str], exported: set[str]) -> set[str]:
 @pytest.fixture(scope="module")
 def scrapes() -> Iterator[tuple[str, str]]:
     """(classic text, OpenMetrics) /metrics of the real app after one request."""
-    backend = build_engine(EngineConfig(num_kv_blocks=64, max_num_seqs=4, max_waiting=16, seed=0))
+    backend = build_engine(
+        EngineConfig(model="tiny", num_kv_blocks=64, max_num_seqs=4, max_waiting=16, seed=0)
+    )
     gpu = GpuSource(nvml=two_gpus(), cache_seconds=0.0, watch_xid=False)
     app = create_app(Settings(), backend=backend, metric_sources=[gpu, HostSource()])
     with TestClient(app) as client:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,6 +9,7 @@ from pathlib import Path
 import torch
 
 from .block_manager import PREFIX_CACHE_SCOPES
+from .models import BUILTIN_MODELS, DEFAULT_MODEL, TINY
 
 DTYPES: dict[str, torch.dtype] = {
     "float32": torch.float32,
@@ -21,15 +21,32 @@ DTYPES: dict[str, torch.dtype] = {
 DEVICES = ("cpu", "cuda")
 SERVING_DTYPES = ("float32", "float16", "bfloat16")
 DEFAULT_CPU_KV_BLOCKS = 512
+QUANTIZATIONS = ("int8",)
 
 
 @dataclass
 class EngineConfig:
     """What an operator picks (`inferwatch serve` / `inferwatch engine` flags)."""
 
+    model: str | None = field(
+        default=None,
+        metadata={"help": f"built-in model: {DEFAULT_MODEL} (the default) or {TINY} (random "
+                  "weights, for tests and quick benchmarks); not with --model-path",
+                  "choices": tuple(BUILTIN_MODELS)},
+    )  # fmt: skip
     model_path: str | None = field(
-        default=None, metadata={"help": "local Hugging Face Llama checkpoint directory"}
+        default=None,
+        metadata={"help": "a .gguf file or a local Hugging Face Llama checkpoint folder"},
     )
+    chat_template: str | None = field(
+        default=None,
+        metadata={"help": "a Jinja chat template file, used instead of the checkpoint's own"},
+    )
+    quantization: str | None = field(
+        default=None,
+        metadata={"help": "int8: dynamic int8 linear layers (PyTorch's, CPU, float32)",
+                  "choices": QUANTIZATIONS},
+    )  # fmt: skip
     device: str = field(default="cpu", metadata={"help": "torch device", "choices": DEVICES})
     dtype: str = field(
         default="float32", metadata={"help": "weights and KV dtype", "choices": SERVING_DTYPES}
@@ -82,6 +99,11 @@ class EngineConfig:
             )
         if self.device == "cuda" and not torch.cuda.is_available():
             raise ValueError("device 'cuda' requested but torch sees no CUDA device")
+        if self.model is not None and self.model not in BUILTIN_MODELS:
+            names = ", ".join(BUILTIN_MODELS)
+            raise ValueError(f"model must be one of {names}, got {self.model!r}")
+        if self.quantization is not None and self.quantization not in QUANTIZATIONS:
+            raise ValueError(f"quantization must be int8, got {self.quantization!r}")
         for name in ("block_size", "max_num_seqs", "max_num_batched_tokens", "max_waiting"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1")
@@ -94,13 +116,29 @@ class EngineConfig:
     def torch_dtype(self) -> torch.dtype:
         return DTYPES[self.dtype]
 
+    def check_combination(self) -> None:
+        """Choices that exclude each other: checked when the engine is built, so each field
+        can still be set on its own (flags and variables come from different places)."""
+        if self.model is not None and self.model_path is not None:
+            raise ValueError("give --model (a built-in) or --model-path (a checkpoint), not both")
+        if self.quantization == "int8" and (self.device != "cpu" or self.dtype != "float32"):
+            raise ValueError("int8 quantization runs on --device cpu with --dtype float32")
+
+    @property
+    def builtin_model(self) -> str | None:
+        """The built-in to load: the one named, else the default unless a checkpoint is."""
+        if self.model_path is not None:
+            return None
+        return self.model or DEFAULT_MODEL
+
     @property
     def served_model_name(self) -> str:
         if self.model_name:
             return self.model_name
         if self.model_path:
-            return Path(self.model_path).resolve().name
-        return "inferwatch-tiny"
+            path = Path(self.model_path).resolve()
+            return path.stem if path.suffix == ".gguf" else path.name
+        return BUILTIN_MODELS[self.builtin_model or DEFAULT_MODEL].served_name
 
     def cpu_threads(self) -> int:
         if self.num_threads is not None:
@@ -127,35 +165,3 @@ class ModelConfig:
     # Llama 3.1+ "llama3" RoPE scaling: (factor, low_freq_factor, high_freq_factor,
     # original_max_position_embeddings); None means plain RoPE.
     rope_llama3: tuple[float, float, float, int] | None = None
-
-    @classmethod
-    def from_hf(cls, path: Path) -> ModelConfig:
-        raw = json.loads((path / "config.json").read_text())
-        heads = raw["num_attention_heads"]
-        scaling = raw.get("rope_scaling") or {}
-        kind = scaling.get("rope_type", scaling.get("type", "default"))
-        if kind not in ("default", "llama3"):
-            raise ValueError(f"rope_scaling {scaling!r} is not supported (default, llama3 are)")
-        llama3 = None
-        if kind == "llama3":
-            llama3 = (
-                float(scaling["factor"]),
-                float(scaling["low_freq_factor"]),
-                float(scaling["high_freq_factor"]),
-                int(scaling["original_max_position_embeddings"]),
-            )
-        return cls(
-            vocab_size=raw["vocab_size"],
-            hidden_size=raw["hidden_size"],
-            intermediate_size=raw["intermediate_size"],
-            num_hidden_layers=raw["num_hidden_layers"],
-            num_attention_heads=heads,
-            num_key_value_heads=raw.get("num_key_value_heads") or heads,
-            head_dim=raw.get("head_dim") or raw["hidden_size"] // heads,
-            rms_norm_eps=raw.get("rms_norm_eps", 1e-6),
-            rope_theta=raw.get("rope_theta", 10000.0),
-            max_position_embeddings=raw.get("max_position_embeddings", 2048),
-            tie_word_embeddings=raw.get("tie_word_embeddings", False),
-            attention_bias=raw.get("attention_bias", False),
-            rope_llama3=llama3,
-        )

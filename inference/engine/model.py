@@ -9,6 +9,8 @@ batch for the dense layers; only attention needs per-sequence structure, which i
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -192,6 +194,22 @@ class LlamaForCausalLM(nn.Module):
             x = layer(x, cos, sin, kv_cache[i], meta)
         x = self.model.norm(x[logits_index])
         return self.lm_head(x)
+
+
+@contextmanager
+def uninitialized() -> Iterator[None]:
+    """Modules built inside keep uninitialised weights, for a checkpoint to replace: random
+    init of 135M parameters is wasted work, and the meta device's first use imports
+    torch._dynamo (about 4 s). Loading happens once, before serving, on one thread."""
+    names = ("kaiming_uniform_", "uniform_", "normal_")
+    saved = {name: getattr(nn.init, name) for name in names}
+    for name in names:
+        setattr(nn.init, name, lambda tensor, *args, **kwargs: tensor)
+    try:
+        yield
+    finally:
+        for name, fn in saved.items():
+            setattr(nn.init, name, fn)
 
 
 def init_random_(model: LlamaForCausalLM, seed: int) -> None:

@@ -1,25 +1,24 @@
 """Tokenizers behind the `inference.backend.Tokenizer` protocol.
 
-The built-in byte tokenizer needs no files, so the default engine runs with nothing downloaded;
-checkpoints bring a `tokenizer.json` read by the `tokenizers` package.
+The tiny model's byte tokenizer needs no files; real models bring a `tokenizers` tokenizer (a
+checkpoint's tokenizer.json, or one built from GGUF metadata) and their own chat template.
 """
 
 from __future__ import annotations
 
-import json
-import logging
-from pathlib import Path
+from collections.abc import Iterable
 
-from tokenizers import Tokenizer as HFTokenizerImpl
+from tokenizers import Tokenizer
 
-log = logging.getLogger(__name__)
+from .chat_template import ChatPrompt, ChatTemplate, MissingChatTemplateError
 
 BOS_ID = 256
 EOS_ID = 257
 
 
 def simple_chat_template(messages: list[dict[str, str]]) -> str:
-    """A role-tagged transcript ending with an open assistant turn."""
+    """The tiny model's template (it has no real one, being random): role-tagged turns ending
+    with an open assistant turn. Never used for a checkpoint."""
     parts = [f"<|{m.get('role', 'user')}|>\n{m.get('content', '')}\n" for m in messages]
     return "".join(parts) + "<|assistant|>\n"
 
@@ -30,6 +29,7 @@ class ByteTokenizer:
     vocab_size = 258
     bos_token_id = BOS_ID
     eos_token_id: int | None = EOS_ID
+    chat_template_source = "the tiny model's simple role-tagged template (it has no real one)"
 
     @property
     def eos_token_ids(self) -> frozenset[int]:
@@ -46,14 +46,23 @@ class ByteTokenizer:
 
 
 class HFTokenizer:
-    """A checkpoint's tokenizer.json; EOS ids from generation_config.json, else config.json."""
+    """A `tokenizers.Tokenizer` with the model's stop ids, special token strings and template."""
 
-    def __init__(self, path: Path):
-        self._tok = HFTokenizerImpl.from_file(str(path / "tokenizer.json"))
-        eos = _read_eos(path)
+    def __init__(
+        self,
+        tokenizer: Tokenizer,
+        eos_token_ids: Iterable[int],
+        chat_template: ChatTemplate | None,
+        bos_token: str = "",
+        eos_token: str = "",
+    ):
+        self._tok = tokenizer
+        eos = list(eos_token_ids)
         self.eos_token_id: int | None = eos[0] if eos else None
         self._eos = frozenset(eos)
-        self._template = _read_chat_template(path)
+        self.chat_template = chat_template
+        self.bos_token = bos_token
+        self.eos_token = eos_token
 
     @property
     def eos_token_ids(self) -> frozenset[int]:
@@ -63,43 +72,20 @@ class HFTokenizer:
     def vocab_size(self) -> int:
         return self._tok.get_vocab_size(with_added_tokens=True)
 
+    @property
+    def chat_template_source(self) -> str:
+        return self.chat_template.source if self.chat_template else "none"
+
     def encode(self, text: str) -> list[int]:
-        return self._tok.encode(text, add_special_tokens=True).ids
+        # A rendered chat already holds its BOS and turn markers; adding BOS again would make
+        # a prompt the model never saw in training.
+        add_special = not isinstance(text, ChatPrompt)
+        return self._tok.encode(text, add_special_tokens=add_special).ids
 
     def decode(self, token_ids: list[int]) -> str:
         return self._tok.decode(token_ids, skip_special_tokens=True)
 
     def apply_chat_template(self, messages: list[dict[str, str]]) -> str:
-        if self._template is None:
-            return simple_chat_template(messages)
-        import jinja2  # only when a checkpoint ships a Jinja chat template (torch depends on it)
-
-        env = jinja2.Environment(trim_blocks=True, lstrip_blocks=True)
-        try:
-            # bos_token is left out: the tokenizer's post-processor adds BOS when encoding.
-            return env.from_string(self._template).render(
-                messages=messages, add_generation_prompt=True, bos_token="", eos_token=""
-            )
-        except jinja2.TemplateError as exc:
-            log.warning("chat template failed (%s); using the plain template", exc)
-            return simple_chat_template(messages)
-
-
-def _read_eos(path: Path) -> list[int]:
-    for name in ("generation_config.json", "config.json"):
-        file = path / name
-        if not file.exists():
-            continue
-        value = json.loads(file.read_text()).get("eos_token_id")
-        if value is None:
-            continue
-        return [int(v) for v in value] if isinstance(value, list) else [int(value)]
-    return []
-
-
-def _read_chat_template(path: Path) -> str | None:
-    file = path / "tokenizer_config.json"
-    if not file.exists():
-        return None
-    template = json.loads(file.read_text()).get("chat_template")
-    return template if isinstance(template, str) else None
+        if self.chat_template is None:
+            raise MissingChatTemplateError()
+        return self.chat_template.render(messages, self.bos_token, self.eos_token)

@@ -1,4 +1,5 @@
-"""Real engines on the small built-in model, started per test and always stopped."""
+"""Real engines, started per test and always stopped: the random tiny model unless a test names
+a checkpoint (`model_path=`) or another built-in (`model=`)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ async def make_engine() -> AsyncIterator[EngineFactory]:
     engines: list[AsyncEngine] = []
 
     async def factory(start: bool = True, **overrides: Any) -> AsyncEngine:
+        if "model_path" not in overrides:
+            overrides.setdefault("model", "tiny")
         engine = build_engine(EngineConfig(**overrides))
         engines.append(engine)
         if start:

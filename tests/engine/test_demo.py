@@ -8,7 +8,7 @@ import sys
 
 def test_engine_subcommand_prints_stats() -> None:
     cmd = [sys.executable, "-m", "inferwatch.cli", "engine", "--requests", "6", "--max-tokens", "5"]
-    cmd += ["--num-kv-blocks", "64"]
+    cmd += ["--model", "tiny", "--num-kv-blocks", "64"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()

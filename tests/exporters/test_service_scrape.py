@@ -25,7 +25,9 @@ def fake() -> FakeNvml:
 
 @pytest.fixture(scope="module")
 def client(fake: FakeNvml) -> Iterator[TestClient]:
-    backend = build_engine(EngineConfig(num_kv_blocks=64, max_num_seqs=4, max_waiting=16, seed=0))
+    backend = build_engine(
+        EngineConfig(model="tiny", num_kv_blocks=64, max_num_seqs=4, max_waiting=16, seed=0)
+    )
     gpu = GpuSource(nvml=fake, cache_seconds=0.0, watch_xid=False)
     app = create_app(Settings(), backend=backend, metric_sources=[gpu, HostSource()])
     with TestClient(app) as test_client:

@@ -47,7 +47,10 @@ def test_flag_wins_over_environment_which_wins_over_default(
 
 # A non-default value for every EngineConfig field, as a flag and as a variable would give it.
 ENGINE_VALUES: dict[str, tuple[str, object]] = {
+    "model": ("tiny", "tiny"),
     "model_path": ("/models/x", "/models/x"),
+    "chat_template": ("/templates/chatml.jinja", "/templates/chatml.jinja"),
+    "quantization": ("int8", "int8"),
     "device": ("cpu", "cpu"),
     "dtype": ("bfloat16", "bfloat16"),
     "num_kv_blocks": ("99", 99),
@@ -108,6 +111,7 @@ def test_serve_subprocess_answers_and_logs_json_lines() -> None:
     port = _free_port()
     env = {
         **os.environ,
+        "INFERWATCH_MODEL": "tiny",
         "INFERWATCH_MODEL_NAME": "from-env",
         "INFERWATCH_NUM_KV_BLOCKS": "128",
         "INFERWATCH_PORT": "1",  # the flag below wins

@@ -26,6 +26,11 @@ def _rope(x: Tensor, theta: float) -> Tensor:
 
 def forward_logits(w: dict[str, Tensor], cfg: dict, token_ids: list[int]) -> Tensor:
     """Logits of the last position, recomputing attention over the whole sequence."""
+    return all_logits(w, cfg, token_ids)[-1]
+
+
+def all_logits(w: dict[str, Tensor], cfg: dict, token_ids: list[int]) -> Tensor:
+    """Logits [T, vocab] of every position, in one causal pass."""
     h, nh, kvh = cfg["hidden_size"], cfg["num_attention_heads"], cfg["num_key_value_heads"]
     d = cfg.get("head_dim") or h // nh
     eps, theta = cfg["rms_norm_eps"], cfg["rope_theta"]
@@ -47,7 +52,7 @@ def forward_logits(w: dict[str, Tensor], cfg: dict, token_ids: list[int]) -> Ten
         m = _rms(x, w[p + "post_attention_layernorm.weight"], eps)
         gate = torch.nn.functional.silu(m @ w[p + "mlp.gate_proj.weight"].T)
         x = x + (gate * (m @ w[p + "mlp.up_proj.weight"].T)) @ w[p + "mlp.down_proj.weight"].T
-    x = _rms(x[-1], w["model.norm.weight"], eps)
+    x = _rms(x, w["model.norm.weight"], eps)
     head = w.get("lm_head.weight", w["model.embed_tokens.weight"])
     return x @ head.T
 
@@ -57,3 +62,14 @@ def greedy(w: dict[str, Tensor], cfg: dict, prompt: list[int], max_tokens: int) 
     for _ in range(max_tokens):
         tokens.append(int(forward_logits(w, cfg, tokens).argmax()))
     return tokens[len(prompt) :]
+
+
+def greedy_choices(
+    w: dict[str, Tensor], cfg: dict, prompt: list[int], tokens: list[int]
+) -> list[int]:
+    """The reference's greedy pick after the prompt and after each prefix of `tokens`, from one
+    pass over prompt + tokens: equal to `tokens` exactly when greedy decoding from the
+    prompt would produce them (each step's input is the previous step's pick), at the cost
+    of one forward instead of len(tokens) (what makes a 135M-parameter model affordable)."""
+    logits = all_logits(w, cfg, prompt + tokens[:-1])
+    return [int(t) for t in logits[len(prompt) - 1 :].argmax(-1)]

@@ -28,7 +28,9 @@ class ServeProcess:
     ) -> None:
         self.port = port or free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
-        full_env = {**os.environ, "INFERWATCH_NUM_KV_BLOCKS": "256", **(env or {})}
+        # The random tiny model: fast to load; a test that needs another passes it in `env`.
+        small = {"INFERWATCH_MODEL": "tiny", "INFERWATCH_NUM_KV_BLOCKS": "256"}
+        full_env = {**os.environ, **small, **(env or {})}
         if "OTEL_EXPORTER_OTLP_ENDPOINT" not in (env or {}):
             full_env.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
         self.proc = subprocess.Popen(

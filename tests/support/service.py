@@ -26,8 +26,14 @@ MODEL = "inferwatch-tiny"
 
 
 def small_engine(**overrides: object) -> Backend:
-    """The built-in model with a small KV cache: fast to build, cheap on 2 cores."""
-    config = {"num_kv_blocks": 256, "max_num_seqs": 16, "max_waiting": 64, "seed": 0}
+    """The random tiny model with a small KV cache: fast to build, cheap on 2 cores."""
+    config = {
+        "model": "tiny",
+        "num_kv_blocks": 256,
+        "max_num_seqs": 16,
+        "max_waiting": 64,
+        "seed": 0,
+    }
     config.update(overrides)
     return build_engine(EngineConfig(**config))  # type: ignore[arg-type]
 

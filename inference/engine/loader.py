@@ -8,6 +8,7 @@ What cannot be loaded as understood raises ValueError / OSError with one line na
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -71,7 +72,8 @@ def load_model(config: EngineConfig) -> LoadedModel:
         if not path.exists():
             raise FileNotFoundError(f"{path}: no such .gguf file or checkpoint folder")
         if path.is_file():
-            model, tokenizer = _load_gguf(path, template, config.cpu_threads(), phases)
+            # Every core: nothing else runs yet (the engine thread starts after loading).
+            model, tokenizer = _load_gguf(path, template, os.cpu_count() or 1, phases)
         elif (path / "config.json").is_file():
             model, tokenizer = _load_hf(path, template, phases)
         else:

@@ -22,8 +22,11 @@ from tests.support.waiting import wait_until
 INFERWATCH = Path(sys.executable).parent / "inferwatch"
 
 
-def _targets(prometheus: str) -> list[tuple[str, str]]:
-    body = httpx.get(prometheus + "/api/v1/targets", timeout=5).json()
+def _targets(prometheus: str) -> list[tuple[str, str]] | None:
+    answer = httpx.get(prometheus + "/api/v1/targets", timeout=5)
+    if answer.status_code != 200:  # 503 "Service Unavailable" while Prometheus starts
+        return None
+    body = answer.json()
     return sorted((t["labels"]["job"], t["health"]) for t in body["data"]["activeTargets"])
 
 

@@ -1,12 +1,17 @@
 """The baseline rules of the spec, evaluated in-process over the service's own registry.
 
 The degradation controller must not depend on Prometheus being up, and should react in seconds:
-this runs the Python half of alerts/baseline.py (traffic-gated SLI, lagged robust baseline, breach
-factor, consecutive evaluations, cold-start threshold), whose PromQL half is
-alerts/generated/baselines.rules.yml, with the spec's
-`in_process` timing (1 s evaluations over 30 s windows) unless told otherwise. With
-`spec.prometheus` timing it reaches the same verdicts as Prometheus on the same samples, which
-tests/alerts/test_evaluator_agreement.py checks against promtool.
+this runs the Python half of alerts/baseline.py (SLIs gated on served requests and on their
+events, lagged robust baselines per replica and per fleet, breach factor, consecutive
+evaluations, cold-start threshold), whose PromQL half is alerts/generated/baselines.rules.yml,
+with the spec's `in_process` timing (1 s evaluations over 30 s windows) unless told otherwise.
+With `spec.prometheus` timing it reaches the same verdicts as Prometheus on the same samples,
+which tests/alerts/test_evaluator_agreement.py checks against promtool.
+
+For a single process the fleet is itself: its registry has no `instance` or `job` label, so a
+series' fleet key (job, model) is its own key, the fleet SLI and baseline are the replica's, and
+a `basis: fleet` alert would repeat its `basis: baseline` twin; it is not reported. Fed series
+of several replicas (the agreement test's), the evaluator computes fleets as Prometheus does.
 """
 
 from __future__ import annotations
@@ -18,10 +23,10 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from alerts.baseline import BaselineRule, baseline_rules
+from alerts.baseline import FLEET, BaselineRule, baseline_rules, fleet_key, fleet_traffic
 from alerts.samples import SampleBuffer, Source, read_source
 from alerts.sli import GroupKey
-from alerts.spec import Spec, Timing
+from alerts.spec_types import Spec, Timing
 
 log = logging.getLogger(__name__)
 
@@ -32,10 +37,10 @@ class AlertState:
 
     alert: str
     labels: tuple[tuple[str, str], ...]  # the SLI's series labels (model, and target labels)
-    basis: str  # "baseline" or "cold_start"
+    basis: str  # "baseline", "fleet" or "cold_start"
     state: str  # "pending" or "firing"
     value: float  # the SLI now
-    baseline: float | None  # None while in cold start
+    baseline: float | None  # the replica's or its fleet's (per basis); None in cold start
     action: str
     severity: str
     active_since: float  # seconds, the evaluator clock
@@ -64,9 +69,11 @@ class Evaluator:
         self._rules = baseline_rules(spec, self.timing)
         self._source = source
         self._clock = clock
+        self._fleet_traffic = fleet_traffic(spec)
         self._names = frozenset(
             name
-            for sli in (spec.traffic, *(s.sli for s in spec.baselines))
+            for rule in self._rules
+            for sli in (spec.traffic, rule.signal.sli, rule.fleet_sli)
             for name in sli.sample_names()
         )
         interval_ms = round(self.timing.interval * 1000)
@@ -79,11 +86,14 @@ class Evaluator:
         )
         lookback_ms = round((self.timing.baseline_window + self.timing.baseline_offset) * 1000)
         history_len = lookback_ms // interval_ms + 2
-        self._history: dict[tuple[str, GroupKey], deque[tuple[int, float]]] = {}
+        # (alert, "own" or "fleet", series) -> its SLI history
+        self._history: dict[tuple[str, str, GroupKey], deque[tuple[int, float]]] = {}
         self._history_len = history_len
         self._active: dict[tuple[str, str, GroupKey], int] = {}
         self._last_eval_ms: int | None = None
         self._states: list[AlertState] = []
+        # The last evaluation's gated SLIs: (alert, series) -> (SLI, own baseline, fleet's).
+        self.last_slis: dict[tuple[str, GroupKey], tuple[float, float | None, float | None]] = {}
 
     @property
     def footprint(self) -> tuple[int, int]:
@@ -104,16 +114,42 @@ class Evaluator:
         return list(self._states)
 
     def _evaluate(self, t_ms: int) -> list[AlertState]:
-        traffic = self.spec.traffic.compute(self._buffer, t_ms, self._window_ms)
+        window, buffer = self._window_ms, self._buffer
+        traffic = self.spec.traffic.compute(buffer, t_ms, window)
+        fleet_traffic = self._fleet_traffic.compute(buffer, t_ms, window)
+        # One process: no series has labels beyond its fleet's (no instance, no job).
+        single = all(fleet_key(key, self.spec.fleet_by) == key for key in traffic)
         true_now: dict[tuple[str, str, GroupKey], tuple[BaselineRule, float, float | None]] = {}
+        self.last_slis = {}
         for rule in self._rules:
-            sli = rule.gate(rule.signal.sli.compute(self._buffer, t_ms, self._window_ms), traffic)
-            baselines = self._baselines(rule, sli, t_ms)
-            for key, value in sli.items():
-                baseline = baselines.get(key)
-                basis = rule.basis(value, baseline)
-                if basis is not None:
-                    true_now[(rule.signal.alert, basis, key)] = (rule, value, baseline)
+            sli, fleet_sli = rule.signal.sli, rule.fleet_sli
+            events = sli.compute_events(buffer, t_ms, window)
+            own = rule.gate(sli.compute(buffer, t_ms, window), traffic, events)
+            own_baselines = self._baselines(rule, "own", own, t_ms)
+            if single:  # the fleet is the replica, to the bit: no second history
+                fleet_baselines = own_baselines
+            else:
+                fleet = rule.gate(
+                    fleet_sli.compute(buffer, t_ms, window),
+                    fleet_traffic,
+                    fleet_sli.compute_events(buffer, t_ms, window),
+                )
+                fleet_baselines = self._baselines(rule, "fleet", fleet, t_ms)
+            for key, value in own.items():
+                if not rule.events_ok(key, events):
+                    continue
+                fkey = fleet_key(key, self.spec.fleet_by)
+                baselines = {"own": own_baselines.get(key), "fleet": fleet_baselines.get(fkey)}
+                self.last_slis[(rule.signal.alert, key)] = (
+                    value,
+                    baselines["own"],
+                    baselines["fleet"],
+                )
+                for basis in rule.bases(value, baselines["own"], baselines["fleet"]):
+                    if basis == FLEET and fkey == key:  # one process: the fleet is itself
+                        continue
+                    base = baselines["fleet"] if basis == FLEET else baselines["own"]
+                    true_now[(rule.signal.alert, basis, key)] = (rule, value, base)
         self._active = {k: self._active.get(k, t_ms) for k in true_now}
         states = []
         for (alert, basis, key), (rule, value, baseline) in sorted(true_now.items()):
@@ -135,22 +171,23 @@ class Evaluator:
         return states
 
     def _baselines(
-        self, rule: BaselineRule, sli: dict[GroupKey, float], t_ms: int
+        self, rule: BaselineRule, scope: str, sli: dict[GroupKey, float], t_ms: int
     ) -> dict[GroupKey, float]:
-        """Record this evaluation's SLI, then each series' baseline over its kept history."""
+        """Record this evaluation's SLI (a replica's or a fleet's: `scope`), then each series'
+        baseline over its kept history."""
         alert = rule.signal.alert
         for key, value in sli.items():
-            history = self._history.setdefault((alert, key), deque(maxlen=self._history_len))
+            history = self._history.setdefault((alert, scope, key), deque(maxlen=self._history_len))
             history.append((t_ms, value))
         start, _ = rule.lagged_range_ms(t_ms)
         out = {}
-        for (name, key), history in list(self._history.items()):
-            if name != alert:
+        for (name, kind, key), history in list(self._history.items()):
+            if name != alert or kind != scope:
                 continue
             while history and history[0][0] < start:  # older than any baseline will read
                 history.popleft()
             if not history:
-                del self._history[(name, key)]
+                del self._history[(name, kind, key)]
                 continue
             baseline = rule.baseline(history, t_ms)
             if baseline is not None:

@@ -9,7 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from alerts.alertmanager import render_alertmanager
+from alerts.detection_delays import render_delay_tests
 from alerts.promtool_cases import render_promtool_tests
+from alerts.replay_cases import render_replay_tests
 from alerts.rules import render_rules
 from alerts.runbooks import render_runbooks
 from alerts.spec import SPEC, Spec
@@ -26,6 +28,10 @@ def render(spec: Spec = SPEC, values_path: Path = VALUES_PATH) -> dict[str, str]
     }
     files[f"{GENERATED}/alertmanager.yml"] = render_alertmanager(values_path)
     files[f"{GENERATED}/runbooks.md"] = render_runbooks(spec)
-    tests = render_promtool_tests(spec, base)
+    tests = {
+        **render_promtool_tests(spec, base),
+        **render_delay_tests(spec, base),
+        **render_replay_tests(spec, base),
+    }
     files.update({f"{GENERATED}/tests/{name}": text for name, text in tests.items()})
     return files

@@ -13,8 +13,11 @@ from collections.abc import Sequence
 Point = tuple[int, float]  # (timestamp ms, value)
 
 
-def extrapolated_rate(points: Sequence[Point], range_start: int, range_end: int) -> float | None:
-    """rate() of one counter over [range_start, range_end]; None where Prometheus drops it."""
+def extrapolated_rate(
+    points: Sequence[Point], range_start: int, range_end: int, *, is_rate: bool = True
+) -> float | None:
+    """rate() (or, with `is_rate` false, increase()) of one counter over [range_start,
+    range_end]; None where Prometheus drops it."""
     if len(points) < 2:
         return None
     first_t, first_v = points[0]
@@ -39,7 +42,8 @@ def extrapolated_rate(points: Sequence[Point], range_start: int, range_end: int)
     extrapolate_to += duration_to_start if duration_to_start < threshold else average_between / 2
     extrapolate_to += duration_to_end if duration_to_end < threshold else average_between / 2
     factor = extrapolate_to / sampled_interval
-    factor /= (range_end - range_start) / 1000  # rate, not increase
+    if is_rate:
+        factor /= (range_end - range_start) / 1000
     return result * factor
 
 

@@ -59,6 +59,7 @@ def baseline_tests(spec: Spec, signal: BaselineSignal, runbook_url_base: str) ->
     timing = spec.prometheus
     rules = baselines_group(spec, timing, runbook_url_base)["rules"]
     dynamic = _rule(rules, signal.alert, basis="baseline")
+    fleet = _rule(rules, signal.alert, basis="fleet")
     cold = _rule(rules, signal.alert, basis="cold_start")
     target = dict(TARGET)
     rule = BaselineRule(spec, signal, timing)
@@ -67,6 +68,9 @@ def baseline_tests(spec: Spec, signal: BaselineSignal, runbook_url_base: str) ->
     cases = scenarios(signal, STEP_AT)
     t, i = STEP_AT, timing.interval
     state = {"alertname": name, **target, **dynamic["labels"]}
+    fleet_state = {**state, **fleet["labels"]}
+    # One replica is its own fleet: its fleet baseline is its own, so both bases fire.
+    breach = [expected_alert(dynamic, target), expected_alert(fleet, target)]
     end_14 = cases["step_1_4x"].duration_s
     return unit_test_file(
         [f"{RULES_DIR}/baselines.rules.yml"],
@@ -78,8 +82,8 @@ def baseline_tests(spec: Spec, signal: BaselineSignal, runbook_url_base: str) ->
                 [
                     alert_test(t, name, []),
                     alert_test(t + 2 * i, name, []),
-                    alert_test(t + 3 * i, name, [expected_alert(dynamic, target)]),
-                    alert_test(t + 20 * i, name, [expected_alert(dynamic, target)]),
+                    alert_test(t + 3 * i, name, breach),
+                    alert_test(t + 20 * i, name, breach),
                 ],
                 [
                     expr_test(t, _alerts_seen(name, t), []),  # silent through warm-up
@@ -91,6 +95,8 @@ def baseline_tests(spec: Spec, signal: BaselineSignal, runbook_url_base: str) ->
                         [
                             ({**state, "alertstate": "firing"}, 1),
                             ({**state, "alertstate": "pending"}, 2),
+                            ({**fleet_state, "alertstate": "firing"}, 1),
+                            ({**fleet_state, "alertstate": "pending"}, 2),
                         ],
                     ),  # fmt: skip
                 ],
@@ -199,6 +205,10 @@ def slo_tests(spec: Spec, runbook_url_base: str) -> str:
         availability(
             "errors stopped 10 minutes ago: the 5m window resets the 1h page", [(70, 200), (10, 0)],
             80 * 60, ["6h", "3d"],
+        ),
+        availability(
+            "a 5-minute blip of 2% errors (20x) after hours of none: nothing",
+            [(400, 0), (5, 200), (1, 0)], 406 * 60, [],
         ),
         {
             "name": "20% of first tokens slower than 1 s (20x), bucket le=\"1.0\": TTFT burns",

@@ -29,27 +29,52 @@ def _num(value: float) -> str:
     return str(int(value)) if value == int(value) else repr(value)
 
 
-def series_values(values: Sequence[float]) -> str:
-    """promtool's expanding notation: runs of equal steps become `a+bxn` (exact for integers)."""
+def _run_end(values: Sequence[float | None], i: int) -> int:
+    """The last index of the run of equal steps from i, over samples only (i when none)."""
+    j = i
+    step = None
+    while j + 1 < len(values):
+        a, b = values[j], values[j + 1]
+        if a is None or b is None or (step is not None and b - a != step):
+            break
+        step = b - a
+        j += 1
+    return j
+
+
+def series_values(values: Sequence[float | None]) -> str:
+    """promtool's expanding notation: runs of equal steps become `a+bxn` (exact for integers);
+    None is no sample (`_`, runs `_xn`), and the first None after a sample a stale marker, as
+    Prometheus writes when a target disappears."""
     parts: list[str] = []
     i = 0
     while i < len(values):
-        j = i + 1
-        if j < len(values):
-            step = values[j] - values[i]
-            while j + 1 < len(values) and values[j + 1] - values[j] == step:
-                j += 1
-            if j - i >= 2 and all(v == int(v) for v in values[i : j + 1]):
-                sign = "+" if step >= 0 else "-"
-                parts.append(f"{_num(values[i])}{sign}{_num(abs(step))}x{j - i}")
-                i = j + 1
-                continue
-        parts.append(_num(values[i]))
+        value = values[i]
+        if value is None:
+            j = i + 1 if i and values[i - 1] is not None else i
+            if j > i:
+                parts.append("stale")
+            k = j
+            while k < len(values) and values[k] is None:
+                k += 1
+            if k > j:
+                parts.append("_" if k - j == 1 else f"_x{k - j}")
+            i = k
+            continue
+        j = _run_end(values, i)
+        run = [v for v in values[i : j + 1] if v is not None]
+        if j - i >= 2 and all(v == int(v) for v in run):
+            step = run[1] - run[0]
+            sign = "+" if step >= 0 else "-"
+            parts.append(f"{_num(value)}{sign}{_num(abs(step))}x{j - i}")
+            i = j + 1
+            continue
+        parts.append(_num(value))
         i += 1
     return " ".join(parts)
 
 
-def input_series(series: dict[str, dict[Labels, list[float]]]) -> list[dict[str, str]]:
+def input_series(series: dict[str, dict[Labels, list[float | None]]]) -> list[dict[str, str]]:
     return [
         {"series": series_selector(name, labels), "values": series_values(values)}
         for name, by_labels in series.items()

@@ -61,12 +61,27 @@ RUNBOOKS: dict[str, Runbook] = {
         automation=_CONTROLLER,
     ),
     "InferwatchErrorRatioAboveBaseline": Runbook(
-        meaning="More requests fail than usual for this model. Rejections (shedding, full queue) "
-        "are not failures here, so the controller's own shedding cannot feed this alert.",
+        meaning="A larger share of the requests this model served (completed or failed) fails "
+        "than usual. Refusals (shedding, a full queue, oversized prompts) are neither failures "
+        "nor served here, so the controller's own shedding can neither feed nor dilute it; they "
+        "have InferwatchRefusalRatioHigh. It needs 5 failures in the window: one failure at "
+        "night is no breach.",
         first_checks=(
             "Read the service log lines with outcome=failed for the error kind.",
             "Check GPU up/XID errors and KV-cache exhaustion around the start.",
             "Check for a deploy or a new client sending unusual requests.",
+        ),
+        dashboard=SERVICE_DASHBOARD,
+        automation=_CONTROLLER,
+    ),
+    "InferwatchInterTokenLatencyAboveBaseline": Runbook(
+        meaning="Tokens stream more slowly than an hour ago (time per output token): the batch "
+        "is bigger than the GPU decodes at its usual speed, or the GPU is slower (clocks, "
+        "another tenant). Unlike whole-request latency, it does not follow answer length.",
+        first_checks=(
+            "Check running sequences and batch size against an hour ago.",
+            "Check engine step duration (decode) and preemptions.",
+            "Check GPU clock-event (throttle) reasons, temperature and utilisation.",
         ),
         dashboard=SERVICE_DASHBOARD,
         automation=_CONTROLLER,
@@ -119,16 +134,22 @@ RUNBOOKS: dict[str, Runbook] = {
         automation=_WEBHOOK_ONLY,
     ),
     "InferwatchRequestLatencyHigh": Runbook(
-        meaning="p99 end-to-end latency has been above the static 1.5 s guard for 2 minutes.",
+        meaning="More than 1% of tokens have come more than the guard's gap (0.4 s by default, "
+        "alerts/values.yml) after the previous one for 2 minutes: streams stutter. It watches "
+        "the time per output token because a whole request's duration follows its answer's "
+        "length (median 3 s, p99 over 20 s for ordinary chat traffic).",
         first_checks=(
-            "Check whether max_tokens grew (long answers are slow by design).",
-            "Follow InferwatchRequestLatencyAboveBaseline's checks.",
+            "Check engine step duration by phase: long prefills stall every decode in the batch.",
+            "Check preemptions and KV-cache usage.",
+            "Follow InferwatchInterTokenLatencyAboveBaseline's checks.",
         ),
         dashboard=SERVICE_DASHBOARD,
         automation="None: this is a ticket. The baseline alert carries the action.",
     ),
     "InferwatchErrorRatioHigh": Runbook(
-        meaning="More than 5% of requests have failed for 3 evaluations: users see errors now.",
+        meaning="More than 5% of the requests the model served (completed or failed), and at "
+        "least 5 of them, have failed for 3 evaluations: users see errors now. Refused "
+        "requests are not in the ratio, so heavy shedding cannot hide failures.",
         first_checks=(
             "Read the failing requests' log lines and traces.",
             "Check GPU up and XID errors; roll back a recent deploy.",
@@ -136,6 +157,18 @@ RUNBOOKS: dict[str, Runbook] = {
         dashboard=SERVICE_DASHBOARD,
         automation="None beyond the baseline alert's `tighten_concurrency`; this one pages a "
         "human.",
+    ),
+    "InferwatchRefusalRatioHigh": Runbook(
+        meaning="The service has refused more than 10% of arriving requests (full queue, open "
+        "circuit) for 5 minutes: too little capacity for the traffic. The controller's own "
+        "shedding is not counted (InferwatchDegradationActive says when it lasts), nor are "
+        "the client's refusals (rate limits, oversized prompts).",
+        first_checks=(
+            "Read `model:inferwatch_request_rejections:ratio_rate5m` by reason.",
+            "Compare arrivals with an hour ago; check replicas and the autoscaler.",
+        ),
+        dashboard=SERVICE_DASHBOARD,
+        automation="None: a ticket. Capacity is a human's (or the autoscaler's) decision.",
     ),
     "InferwatchHostCPUHigh": Runbook(
         meaning="The host CPU has been more than 85% busy for 5 minutes; tokenisation and the "
@@ -160,7 +193,7 @@ RUNBOOKS: dict[str, Runbook] = {
         "is a ticket (10% of the budget spent).",
         first_checks=(
             "availability: failed requests and server-side refusals (queue_full, shed, "
-            "circuit_open); see which reason dominates.",
+            "circuit_open) among what the service served or refused; see which reason dominates.",
             "ttft: share of requests whose first token took longer than 1 s.",
             "Check the baseline and static alerts firing for the same model: they say why.",
         ),

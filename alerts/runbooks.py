@@ -9,35 +9,32 @@ prose is missing), so a new signal never breaks `inferwatch generate`.
 from __future__ import annotations
 
 from alerts.baseline import BaselineRule
+from alerts.detection_delays import measured_delays
+from alerts.exposition import SCRAPE_INTERVAL_S
 from alerts.promql_text import duration, number
 from alerts.rules import BURN_ALERT
-from alerts.spec import Spec
+from alerts.spec_types import Spec
 
 DETECTION_DELAY = """\
-### Detection delay of a 2x latency step
+### Detection delays
 
-A baseline alert fires at the 3rd consecutive evaluation above {factor}x, i.e. `for: {for_}` at a
-{interval} interval. Before that the SLI itself has to cross {factor}x, and a {window} rate window
-mixes old and new requests. Model: a 2x step in every request's latency, histogram buckets that
-double, latencies spread evenly inside a bucket, old requests in (b, 2b], new ones in (2b, 4b].
-The baseline quantile q is `b (1 + q)`; once a share f > 1 - q of the window's requests is new,
-the interpolated quantile is `2b (1 + (f - (1 - q)) / f)`, so it crosses {factor}x when:
+A baseline alert fires once its SLI has been above {factor}x for {consecutive} evaluations in a
+row (`for: {for_}` at a {interval} interval), but first the SLI has to get there: a {window} rate
+window mixes old and new requests, and with realistic spreads a 2x step needs more than one
+scrape of new requests to lift a p95 above {factor}x. Measured by replaying a realistic step
+(log-normal latencies over the service's own buckets, whole-number counts, {scrape} scrapes;
+see alerts/realistic.py) through the rules, and proven by promtool in
+`alerts/generated/tests/detection_delays.test.yml` (not firing one evaluation before, firing at
+the delay):
 
-- p95 (TTFT, queue wait): crosses 1.5x when f >= 0.05 / 0.5375 = 9.3% of {window}, about 28 s;
-- p99 (request latency): crosses 1.5x when f >= 0.01 / 0.5075 = 2.0%, about 6 s.
+| alert | step | above {factor}x after | fires after | step between two evaluations: fires after |
+|---|---|---|---|---|
+{rows}
 
-With {interval} scrapes and evaluations the first evaluation after the step already holds 30 s of
-new requests (10% of the window), so both cross there, and the alert fires 2 evaluations later:
-**{delay} after the step** when the step lands on a scrape (up to one more interval, {interval},
-when it falls between evaluations). The first test of
-`alerts/generated/tests/baseline_time_to_first_token.test.yml` (a 2x step at 1h30m) shows it:
-absent at step + {pending_at}, firing at step + {delay}.
-
-A step in a ratio (errors) moves the SLI linearly, `1 + (k - 1) f` for a k-fold step, so a 2x
-error step must fill more than half the window (f > 0.5: the first evaluation past 2.5 min) and
-fires about {error_delay} after it.
-The in-process evaluator runs the same rule every {ip_interval} over {ip_window} windows, so it
-reacts within seconds.
+Count on the last column plus one interval as the worst case. The in-process evaluator runs
+the same rule every {ip_interval} over {ip_window} windows, so it reacts within seconds. A new
+pod of a bad rollout has no baseline of its own; it is compared with its fleet's and fires about
+as fast as a step (its SLI holds only new requests).
 """
 
 
@@ -50,22 +47,33 @@ NO_ENTRY = (
 def _facts(spec: Spec) -> dict[str, list[str]]:
     """Per alert name: the rule facts a responder needs next to the prose."""
     timing = spec.prometheus
+    window = duration(timing.rate_window)
     facts: dict[str, list[str]] = {}
     for signal in spec.baselines:
         rule = BaselineRule(spec, signal, timing)
+        sli = signal.sli
+        events = ""
+        if sli.events_gate == "sli" and signal.min_events:
+            events = f" and {signal.min_events} observations"
+        elif sli.events_gate == "alert" and signal.min_events:
+            events = f"; it alerts only with {signal.min_events} bad events in the window"
         facts[signal.alert] = [
-            f"SLI: `{rule.sli_record}` = "
-            f"`{signal.sli.promql(duration(timing.rate_window))}`, "
-            f"only where the model serves >= {number(spec.min_traffic_rps)} req/s.",
-            f"Baseline: `{rule.baseline_record}`, the median of the SLI over "
+            f"SLI: `{rule.sli_record}` = `{sli.promql(window)}`, only where the window holds "
+            f"{spec.min_requests} served requests (`{spec.traffic.record_name(window)}` >= "
+            f"{number(rule.min_rate)} req/s){events}.",
+            f"Baselines: `{rule.baseline_record}`, the median of the SLI over "
             f"{duration(timing.baseline_window)} ending {duration(timing.baseline_offset)} ago "
             f"(lagged, so the anomaly does not raise its own bar), floored at "
             f"{number(signal.floor)}{signal.unit}, and only once "
-            f"{timing.min_baseline_samples} samples exist.",
-            f"Fires (`basis: baseline`) when the SLI is above {number(spec.breach_factor)}x the "
-            f"baseline for {spec.consecutive} evaluations; before a baseline exists "
-            f"(`basis: cold_start`) when it is above {number(signal.cold_start_threshold)}"
-            f"{signal.unit}. Severity warning, `action: {signal.action.value}`.",
+            f"{timing.min_baseline_samples} samples exist; `{rule.fleet_baseline_record}`, the "
+            f"same over the SLI of every replica of the job and model pooled "
+            f"(`{rule.fleet_record}`).",
+            f"Fires when the SLI is above {number(spec.breach_factor)}x its own baseline "
+            f"(`basis: baseline`) or its fleet's (`basis: fleet`: a new pod of a bad rollout, "
+            f"or one replica worse than the others) for {spec.consecutive} evaluations; while "
+            f"neither baseline exists (`basis: cold_start`), when it is above "
+            f"{number(signal.cold_start_threshold)}{signal.unit}. Severity warning, "
+            f"`action: {signal.action.value}`.",
         ]
     for guard in spec.guards:
         labels = ", ".join(f"`{k}: {v}`" for k, v in guard.labels)
@@ -83,6 +91,10 @@ def _facts(spec: Spec) -> dict[str, list[str]]:
             f"{number(window.burn_rate)}x over {duration(window.long_s)} and "
             f"{duration(window.short_s)}: severity {window.severity.value}."
         )
+    burn.append(
+        f"Every window pair needs {spec.min_bad_events} bad events in its long window: nobody is "
+        "paged for two failed requests at night, whatever their share."
+    )
     return facts
 
 
@@ -101,13 +113,17 @@ def render_runbooks(spec: Spec) -> str:
         "the service webhook as well, Watchdog -> dead-man's switch.",
         "",
         DETECTION_DELAY.format(
+            consecutive=spec.consecutive,
             factor=number(spec.breach_factor),
             for_=duration(spec.for_s(timing)),
             interval=duration(timing.interval),
             window=duration(timing.rate_window),
-            delay=duration(3 * timing.interval),
-            pending_at=duration(2 * timing.interval),
-            error_delay=duration(timing.rate_window / 2 + 3 * timing.interval),
+            scrape=duration(SCRAPE_INTERVAL_S),
+            rows="\n".join(
+                f"| `{d.alert}` | {d.step} | {duration(d.on_evaluation[0])} | "
+                f"{duration(d.on_evaluation[1])} | {duration(d.between[1])} |"
+                for d in measured_delays(spec)
+            ),
             ip_interval=duration(spec.in_process.interval),
             ip_window=duration(spec.in_process.rate_window),
         ),

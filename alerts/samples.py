@@ -40,6 +40,8 @@ class SampleBuffer:
     def __init__(self, retention_ms: int, max_snapshots: int) -> None:
         self.retention_ms = retention_ms
         self._snapshots: deque[tuple[int, Snapshot]] = deque(maxlen=max_snapshots)
+        # One evaluation reads the same ranges for a replica's SLI and its fleet's.
+        self._ranges: dict[tuple[str, int, int], dict[Labels, list[Point]]] = {}
 
     def __len__(self) -> int:
         return len(self._snapshots)
@@ -52,17 +54,26 @@ class SampleBuffer:
         if self._snapshots and t_ms <= self._snapshots[-1][0]:
             raise ValueError(f"snapshot at {t_ms} ms is not after {self._snapshots[-1][0]} ms")
         self._snapshots.append((t_ms, snapshot))
+        self._ranges.clear()
         while self._snapshots and self._snapshots[0][0] < t_ms - self.retention_ms:
             self._snapshots.popleft()
 
     def range(self, name: str, start_ms: int, end_ms: int) -> dict[Labels, list[Point]]:
-        """Every series of `name` with its points in [start_ms, end_ms], in series order."""
-        series: dict[Labels, list[Point]] = {}
-        for t, snapshot in self._snapshots:
-            if start_ms <= t <= end_ms:
-                for labels, value in snapshot.get(name, {}).items():
-                    series.setdefault(labels, []).append((t, value))
-        return dict(sorted(series.items()))
+        """Every series of `name` with its points in [start_ms, end_ms], in series order (the
+        result is shared until the next append: read it, do not change it)."""
+        key = (name, start_ms, end_ms)
+        if key not in self._ranges:
+            series: dict[Labels, list[Point]] = {}
+            for t, snapshot in self._snapshots:
+                if start_ms <= t <= end_ms:
+                    for labels, value in snapshot.get(name, {}).items():
+                        points = series.get(labels)
+                        if points is None:
+                            series[labels] = [(t, value)]
+                        else:
+                            points.append((t, value))
+            self._ranges[key] = dict(sorted(series.items()))
+        return self._ranges[key]
 
     def latest(self, name: str) -> dict[Labels, float]:
         if not self._snapshots:

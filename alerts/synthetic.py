@@ -1,27 +1,26 @@
-"""Synthetic raw series (histogram buckets, counters, gauges) for a baseline signal's scenarios.
+"""The design cases of a baseline signal as raw series: steps, 1.4x, noise, low traffic, cold start.
 
-The same numbers feed promtool (as input_series) and the in-process evaluator (through a
-prometheus_client collector), so both judge identical samples. A scenario says what the SLI does
-relative to its steady value ("level"); this module turns that into raw exporter samples.
+A scenario says what the SLI does relative to its steady value ("level"); alerts/raw_series.py
+turns that into the service's raw samples (its buckets and label sets). Latencies take the
+two-bucket design shape: every observation of a step lies in two adjacent buckets, mixed so
+that the interpolated quantile is exactly `level x steady`, which is what lets the promtool
+cases state from the rule design when the SLI crosses 1.5x. The same numbers feed promtool and
+the in-process evaluator, so both judge identical samples.
 """
 
 from __future__ import annotations
 
-import math
 import random
 from dataclasses import dataclass
 
-from alerts.samples import Labels
+from alerts.raw_series import ALL_STANDARD, Load, Replica, Series, Traffic, build_series
 from alerts.sli import CounterRatio, GaugeSum, HistogramQuantile
-from alerts.spec import REQUESTS, BaselineSignal
+from alerts.spec_types import BaselineSignal
 
 STEP_S = 30  # sample spacing; equal to the Prometheus evaluation interval
-BUCKETS = (0.1, 0.2, 0.4, 0.8, 1.6, 3.2, 6.4, 12.8, 25.6, math.inf)
 TARGET = (("instance", "127.0.0.1:8000"), ("job", "inferwatch"), ("model", "m1"))
-PRIORITY = ("priority", "standard")
 REQUESTS_PER_STEP = 1000  # 33 req/s, far above the minimum traffic
-LOW_REQUESTS_PER_STEP = 2  # 0.067 req/s, below the minimum of 0.1 req/s
-STEADY_BUCKET = 3  # steady latencies lie in (0.4, 0.8]
+LOW_REQUESTS_PER_STEP = 2  # 0.067 req/s, below the minimum of 30 served requests in 5 m
 STEADY_ERROR_RATIO = 0.03
 STEADY_QUEUE_DEPTH = 20
 
@@ -45,18 +44,42 @@ class Scenario:
         return [p for p in self.phases if p.start_s <= t][-1]
 
 
-Series = dict[str, dict[Labels, list[float]]]  # sample name -> labels -> value per step
+@dataclass(frozen=True)
+class TwoBucket:
+    """The design shape: a q-quantile of exactly `value x slowdown` from two adjacent buckets."""
+
+    value: float
+    q: float
+
+    def shares(self, family: str, bounds: tuple[float, ...], slowdown: float) -> list[float]:
+        return bucket_shares(slowdown * self.value, self.q, bounds)
 
 
-def _labels(*extra: tuple[str, str]) -> Labels:
-    return tuple(sorted((*TARGET, PRIORITY, *extra)))
+def bucket_shares(value: float, q: float, bounds: tuple[float, ...]) -> list[float]:
+    """Share of observations per bucket (+Inf last) such that the interpolated q-quantile
+    equals `value`.
+
+    Two adjacent buckets suffice: with share a in the lower and 1 - a in the upper one, the
+    quantile moves continuously across both as a goes from 1 to 0.
+    """
+    edges = (0.0, *bounds)
+    k = next(i for i in range(len(bounds)) if value <= bounds[i])
+    lo, hi = edges[k], edges[k + 1]
+    shares = [0.0] * (len(bounds) + 1)
+    if value <= lo + (hi - lo) * q and k > 0:  # mix bucket k-1 (share a) with bucket k
+        r = (value - lo) / (hi - lo)
+        a = (q - r) / (1 - r)
+        shares[k - 1], shares[k] = a, 1 - a
+    else:  # mix bucket k (share a) with bucket k+1
+        a = min(1.0, q * (hi - lo) / (value - lo))
+        shares[k], shares[k + 1] = a, 1 - a
+    return shares
 
 
 def steady_value(signal: BaselineSignal) -> float:
     sli = signal.sli
-    if isinstance(sli, HistogramQuantile):
-        lo, hi = BUCKETS[STEADY_BUCKET - 1], BUCKETS[STEADY_BUCKET]
-        return lo + (hi - lo) * sli.q
+    if isinstance(sli, HistogramQuantile):  # a 3x step stays below the cold-start threshold
+        return signal.cold_start_threshold / 4
     if isinstance(sli, CounterRatio):
         return STEADY_ERROR_RATIO
     return STEADY_QUEUE_DEPTH
@@ -64,7 +87,7 @@ def steady_value(signal: BaselineSignal) -> float:
 
 def step_level(signal: BaselineSignal) -> float:
     """A step the SLI crosses 1.5x at the first evaluation after it (10% of a 5m window new)."""
-    return 8.0 if isinstance(signal.sli, CounterRatio) else 2.0
+    return 8.0 if isinstance(signal.sli, CounterRatio) else 3.0
 
 
 def cold_level(signal: BaselineSignal) -> float:
@@ -79,86 +102,42 @@ def _low_traffic_level(signal: BaselineSignal) -> float:
     return cold_level(signal)
 
 
-def bucket_shares(value: float, q: float) -> list[float]:
-    """Share of observations per bucket such that the interpolated q-quantile equals `value`.
-
-    Two adjacent buckets suffice: with share a in the lower and 1 - a in the upper one, the
-    quantile moves continuously across both as a goes from 1 to 0.
-    """
-    bounds = (0.0, *BUCKETS)
-    k = next(i for i in range(len(BUCKETS)) if value <= BUCKETS[i])
-    lo, hi = bounds[k], bounds[k + 1]
-    shares = [0.0] * len(BUCKETS)
-    if value <= lo + (hi - lo) * q and k > 0:  # mix bucket k-1 (share a) with bucket k
-        r = (value - lo) / (hi - lo)
-        a = (q - r) / (1 - r)
-        shares[k - 1], shares[k] = a, 1 - a
-    else:  # mix bucket k (share a) with bucket k+1
-        a = min(1.0, q * (hi - lo) / (value - lo))
-        shares[k], shares[k + 1] = a, 1 - a
-    return shares
+def _load(signal: BaselineSignal, level: float, requests: int) -> Load:
+    sli = signal.sli
+    load = Load(served_rps=requests / STEP_S)
+    if isinstance(sli, HistogramQuantile):
+        return Load(served_rps=load.served_rps, slowdown=((sli.metric, level),))
+    if isinstance(sli, CounterRatio):
+        return Load(served_rps=load.served_rps, failed=min(1.0, level * STEADY_ERROR_RATIO))
+    return Load(served_rps=load.served_rps, queue_depth=level * STEADY_QUEUE_DEPTH)
 
 
-def _levels(scenario: Scenario) -> list[tuple[float, int]]:
-    """(level, requests) of the step ending at each sample; sample 0 has none."""
+def traffic(signal: BaselineSignal, scenario: Scenario) -> Traffic:
+    """The scenario as one replica's phases (a phase per step where the level is noisy)."""
     rng = random.Random(scenario.seed)
-    out = []
+    phases = []
     for t in range(0, scenario.duration_s + 1, STEP_S):
-        phase = scenario.phase_at(t - STEP_S) if t else scenario.phases[0]
+        phase = scenario.phase_at(t)
         noise = rng.uniform(-phase.noise, phase.noise) if phase.noise else 0.0
-        out.append((phase.level * (1 + noise), phase.requests))
-    return out
-
-
-def _cumulate(steps: list[list[float]]) -> list[list[float]]:
-    totals = [0.0] * len(steps[0])
-    out = []
-    for i, increments in enumerate(steps):
-        if i:
-            totals = [total + inc for total, inc in zip(totals, increments, strict=True)]
-        out.append(list(totals))
-    return out
+        load = _load(signal, phase.level * (1 + noise), phase.requests)
+        if not phases or phases[-1][1] != load:
+            phases.append((t, load))
+    sli = signal.sli
+    histogram = isinstance(sli, HistogramQuantile)
+    return Traffic(
+        replicas=(Replica(instance=dict(TARGET)["instance"], phases=tuple(phases)),),
+        duration_s=scenario.duration_s,
+        shape=TwoBucket(steady_value(signal), sli.q if histogram else 0.5),
+        step_s=STEP_S,
+        families=(sli.metric,) if histogram else (),
+        split=ALL_STANDARD,
+        gauges=isinstance(sli, GaugeSum),
+    )
 
 
 def build(signal: BaselineSignal, scenario: Scenario) -> Series:
     """Raw samples at t = 0, STEP_S, ..., duration_s for `signal` under `scenario`."""
-    levels = _levels(scenario)
-    steady = steady_value(signal)
-    sli = signal.sli
-    series: Series = {}
-    if isinstance(sli, HistogramQuantile):
-        steps = []
-        for level, n in levels:
-            shares = bucket_shares(level * steady, sli.q)
-            counts = [float(round(n * s)) for s in shares[:-1]]
-            counts.append(n - sum(counts))
-            steps.append([sum(counts[: i + 1]) for i in range(len(counts))])  # cumulative `le`
-        columns = list(zip(*_cumulate(steps), strict=True))
-        series[f"{sli.metric}_bucket"] = {
-            _labels(("le", _le(b))): list(col) for b, col in zip(BUCKETS, columns, strict=True)
-        }
-        series[REQUESTS] = {_labels(("outcome", "completed")): list(columns[-1])}
-    elif isinstance(sli, CounterRatio):
-        steps = []
-        for level, n in levels:
-            failed = float(round(n * min(1.0, level * steady)))
-            steps.append([n - failed, failed])
-        completed, failed = zip(*_cumulate(steps), strict=True)
-        series[REQUESTS] = {
-            _labels(("outcome", "completed")): list(completed),
-            _labels(("outcome", sli.value)): list(failed),
-        }
-    elif isinstance(sli, GaugeSum):
-        totals = _cumulate([[float(n)] for _, n in levels])
-        series[REQUESTS] = {_labels(("outcome", "completed")): [row[0] for row in totals]}
-        series[sli.metric] = {_labels(): [float(round(level * steady)) for level, _ in levels]}
-    else:
-        raise TypeError(f"no synthetic series for {type(sli).__name__}")
-    return series
-
-
-def _le(bound: float) -> str:
-    return "+Inf" if math.isinf(bound) else f"{bound:g}"
+    return build_series(traffic(signal, scenario))
 
 
 def scenarios(signal: BaselineSignal, step_at_s: int = 5400) -> dict[str, Scenario]:

@@ -21,6 +21,7 @@ from inference.api.generation import GenerationService
 from inference.api.limits import RequestLimitsMiddleware
 from inference.api.openapi import install_openapi
 from inference.api.request_id import RequestIdMiddleware
+from inference.api.response_metrics import ResponseCountingMiddleware
 from inference.backend import Backend
 from inference.service import Service, build_service
 from inference.settings import Settings
@@ -59,6 +60,12 @@ def build_app(service: Service) -> FastAPI:
         max_header_bytes=settings.max_header_bytes,
         read_timeout=settings.read_timeout,
     )
+    if service.metrics is not None:  # outermost of ours: it sees the limits' answers too
+        app.add_middleware(
+            ResponseCountingMiddleware,
+            metrics=service.metrics,
+            templates=lambda: app.openapi()["paths"],
+        )
     if service.tracer_provider is not None:
         prefer_stable_http_semconv()
         FastAPIInstrumentor.instrument_app(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -15,6 +16,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from inference.api.response_metrics import note_reason, reason_for
 from inference.backend import EngineError, InvalidRequestError, RejectedError
 
 log = logging.getLogger(__name__)
@@ -191,21 +193,39 @@ class UnexpectedErrorMiddleware:
             await self.app(scope, receive, tracking_send)
         except Exception as exc:
             log.error("unhandled error", exc_info=exc)
+            note_reason(scope.setdefault("state", {}), "internal")
             if started:
                 raise
             response = error_response(500, "internal server error", type_="server_error")
             await response(scope, receive, send)
 
 
+Handler = Callable[[Request, Exception], Response]
+
+# exception type -> (its handler, the reason it is counted under in inferwatch_http_responses_total)
+HANDLERS: dict[type[Exception], tuple[Handler, Callable[[Exception], str]]] = {
+    RequestValidationError: (_validation, lambda _: "invalid_request"),
+    RejectedError: (_rejected, lambda exc: getattr(exc, "reason", "http_error")),
+    InvalidRequestError: (_invalid, lambda _: "invalid_request"),
+    EngineError: (_engine_unavailable, lambda _: "engine_unavailable"),
+    ModelNotFoundError: (_model_not_found, lambda _: "model_not_found"),
+    GenerationFailedError: (_generation_failed, lambda _: "generation_failed"),
+    ServerShutdownError: (_shutdown, lambda _: "shutdown"),
+    ClientGone: (_client_gone, lambda _: "client_closed"),
+    HTTPException: (_http, lambda exc: reason_for(getattr(exc, "status_code", 500))),
+}
+
+
+def _noting(handler: Handler, reason_of: Callable[[Exception], str]) -> Handler:
+    def handle(request: Request, exc: Exception) -> Response:
+        note_reason(request.state, reason_of(exc))
+        return handler(request, exc)
+
+    return handle
+
+
 def install_error_handlers(app: FastAPI) -> None:
-    app.add_exception_handler(RequestValidationError, _validation)
-    app.add_exception_handler(RejectedError, _rejected)
-    app.add_exception_handler(InvalidRequestError, _invalid)
-    app.add_exception_handler(EngineError, _engine_unavailable)
-    app.add_exception_handler(ModelNotFoundError, _model_not_found)
-    app.add_exception_handler(GenerationFailedError, _generation_failed)
-    app.add_exception_handler(ServerShutdownError, _shutdown)
-    app.add_exception_handler(ClientGone, _client_gone)
-    app.add_exception_handler(HTTPException, _http)
+    for exc_type, (handler, reason_of) in HANDLERS.items():
+        app.add_exception_handler(exc_type, _noting(handler, reason_of))
     # Innermost of the app's middleware: the server span and x-request-id still see the 500.
     app.add_middleware(UnexpectedErrorMiddleware)

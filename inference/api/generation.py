@@ -31,6 +31,7 @@ from inference.api.errors import (
     error_sse_payload,
 )
 from inference.api.formatting import DONE_EVENT, ResponseFormat, sse_event, usage_dict
+from inference.api.response_metrics import note_reason
 from inference.api.streaming import ClosingStreamingResponse
 from inference.api.tracked import TrackedStream, unless_gone
 from inference.backend import (
@@ -188,7 +189,7 @@ class GenerationService:
         # Headers wait for the first output, so they carry the timings and an early failure
         # still gets a real HTTP status.
         first = await _settle(request, tracked, tracked.next())
-        events = _sse_events(tracked, first, fmt, call)
+        events = _sse_events(tracked, first, fmt, call, request.state)
         return ClosingStreamingResponse(
             events, media_type="text/event-stream", headers=timing_headers(tracked.record)
         )
@@ -230,7 +231,11 @@ def public_failure(record: RequestRecord) -> str:
 
 
 async def _sse_events(
-    tracked: TrackedStream, first: RequestOutput | None, fmt: ResponseFormat, call: Call
+    tracked: TrackedStream,
+    first: RequestOutput | None,
+    fmt: ResponseFormat,
+    call: Call,
+    state: Any,  # the request's state, where the answer's reason is noted
 ) -> AsyncIterator[bytes]:
     outcome, status = "cancelled", CLIENT_CLOSED_REQUEST
     error: str | None = None
@@ -250,6 +255,7 @@ async def _sse_events(
         if tracked.error is not None:
             outcome, status, error = "failed", 500, tracked.error
             message = SHUTDOWN_MESSAGE if tracked.aborted else public_failure(record)
+            note_reason(state, "shutdown" if tracked.aborted else "generation_failed")
             yield sse_event(error_sse_payload(message))
             yield DONE_EVENT
             return
@@ -262,12 +268,14 @@ async def _sse_events(
         yield DONE_EVENT
     except RejectedError as exc:  # its deadline passed mid-stream: said in-band, with its code
         refused = exc
+        note_reason(state, exc.reason)
         payload = error_sse_payload(str(exc))
         payload["error"]["code"] = exc.code or exc.reason
         yield sse_event(payload)
         yield DONE_EVENT
     except Exception as exc:  # noqa: BLE001 - headers are out: report in-band, then end
         outcome, status, error = "failed", 500, f"{type(exc).__name__}: {exc}"
+        note_reason(state, "generation_failed")
         yield sse_event(error_sse_payload(public_failure(record)))
         yield DONE_EVENT
     finally:

@@ -13,8 +13,16 @@ import asyncio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from inference.api.errors import error_response
+from inference.api.response_metrics import note_reason
 
 _WITH_BODY = {"POST", "PUT", "PATCH"}
+# error code -> the reason inferwatch_http_responses_total counts it under
+_REASONS = {
+    "request_too_large": "request_too_large",
+    "headers_too_large": "headers_too_large",
+    "request_timeout": "request_timeout",
+    "bad_request": "invalid_request",
+}
 
 
 class _Refused(Exception):
@@ -114,6 +122,7 @@ class RequestLimitsMiddleware:
 
 
 async def _answer(refused: _Refused, scope: Scope, receive: Receive, send: Send) -> None:
+    note_reason(scope.setdefault("state", {}), _REASONS[refused.code])
     response = error_response(
         refused.status, str(refused), code=refused.code, headers={"connection": "close"}
     )

@@ -20,6 +20,7 @@ REJECTION_REASONS: tuple[str, ...] = (
     "rate_limited",
     "circuit_open",
     "prompt_too_long",
+    "shutting_down",
     # admission (inference/admission/refusals.py)
     "concurrency_limit",
     "deadline_exceeded",
@@ -31,15 +32,44 @@ DEGRADATION_DIRECTIONS: tuple[str, ...] = ("up", "down")
 DEGRADATION_TRIGGERS: tuple[str, ...] = ("local", "alertmanager", "manual")
 NOTIFICATION_STATUSES: tuple[str, ...] = ("accepted", "duplicate", "unauthorized", "invalid")
 KV_BLOCK_STATES: tuple[str, ...] = ("used", "free", "cached")
+STATUS_CLASSES: tuple[str, ...] = ("2xx", "3xx", "4xx", "5xx")
+# Why an HTTP answer was what it was: every refusal reason, then the API's own.
+RESPONSE_REASONS: tuple[str, ...] = (
+    "ok",
+    *REJECTION_REASONS,
+    "invalid_request",
+    "model_not_found",
+    "not_found",
+    "method_not_allowed",
+    "unauthorized",
+    "request_too_large",
+    "headers_too_large",
+    "request_timeout",
+    "client_closed",
+    "engine_unavailable",  # the backend is not running (503)
+    "generation_failed",  # the engine failed the request (500, or in-band in a stream)
+    "shutdown",  # cut at the end of the shutdown grace period
+    "internal",  # a server bug
+    "http_error",
+)
+OTHER_ROUTE = "other"  # any path outside the app's route table: one value, never the path
 
-# From 1 ms: fast deployments otherwise read every p99 as the first bucket.
+# From 1 ms: fast deployments otherwise read every p99 as the first bucket. Each decade holds
+# 1, 1.4, 2, 2.8, 4, 5.6, 8 (steps of at most 1.43, about sqrt(2)), so histogram_quantile stays
+# well inside the alerts' 1.5x margin (alerts/exposition.py states the same layouts, and
+# tests/alerts checks they agree); the lowest decade skips 1.4 and 2.8.
 LATENCY_BUCKETS: tuple[float, ...] = (
-    0.001, 0.0025, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5,
-    0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 20.0, 30.0, 60.0,
+    0.001, 0.002, 0.004, 0.0056, 0.008, 0.01, 0.014, 0.02, 0.028, 0.04, 0.056, 0.08, 0.1,
+    0.14, 0.2, 0.28, 0.4, 0.56, 0.8, 1.0, 1.4, 2.0, 2.8, 4.0, 5.6, 8.0, 10.0, 14.0, 20.0, 28.0,
 )  # fmt: skip
+INTER_TOKEN_BUCKETS: tuple[float, ...] = (
+    0.001, 0.0014, 0.002, 0.0028, 0.004, 0.0056, 0.008, 0.01, 0.014, 0.02, 0.028, 0.04, 0.056,
+    0.08, 0.1, 0.14, 0.2, 0.28, 0.4, 0.56, 0.8, 1.0, 1.4, 2.0, 2.8, 4.0,
+)  # fmt: skip
+# A whole request lasts as long as its answer: 10 ms to almost 5 minutes.
 DURATION_BUCKETS: tuple[float, ...] = (
-    0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0,
-    60.0, 120.0, 180.0, 300.0,
+    0.01, 0.02, 0.04, 0.056, 0.08, 0.1, 0.14, 0.2, 0.28, 0.4, 0.56, 0.8, 1.0, 1.4, 2.0, 2.8,
+    4.0, 5.6, 8.0, 10.0, 14.0, 20.0, 28.0, 40.0, 56.0, 80.0, 100.0, 140.0, 200.0, 280.0,
 )  # fmt: skip
 BATCH_SIZE_BUCKETS: tuple[float, ...] = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 
@@ -82,7 +112,7 @@ TIME_TO_FIRST_TOKEN = _per_priority(
 )  # fmt: skip
 INTER_TOKEN_LATENCY = _per_priority(
     "inferwatch_inter_token_latency_seconds", "histogram", "Gap between consecutive tokens.",
-    unit="seconds", buckets=LATENCY_BUCKETS,
+    unit="seconds", buckets=INTER_TOKEN_BUCKETS,
 )  # fmt: skip
 REQUEST_DURATION = _per_priority(
     "inferwatch_request_duration_seconds", "histogram", "Arrival to last token.",
@@ -144,6 +174,14 @@ BUILD_INFO = MetricDef(
     "inferwatch_build_info", "info", "What is running (value 1).",
     labels=("version", "backend", "device"), source="at start",
 )  # fmt: skip
+HTTP_RESPONSES = MetricDef(
+    "inferwatch_http_responses_total", "counter",
+    "HTTP answers as the client saw them, by route, status class and reason: 4xx and "
+    "pre-engine 5xx included; a stream whose error arrived in-band counts as 5xx.",
+    unit="responses", labels=("route", "status_class", "reason"),
+    values={"status_class": STATUS_CLASSES, "reason": RESPONSE_REASONS},
+    source="the API, when an answer ends (route: the app's route template, or other)",
+)  # fmt: skip
 
 # Only for a backend with a KV cache (`BackendStats.kv`); a proxy backend has none of these.
 _KV_SOURCE = "backend.stats().kv at scrape time"
@@ -179,6 +217,7 @@ SERVICE_FAMILIES: tuple[MetricDef, ...] = (
     QUEUE_WAIT, PROMPT_TOKENS, GENERATION_TOKENS, QUEUE_DEPTH, QUEUE_OLDEST_WAIT,
     REQUESTS_RUNNING, ENGINE_STEP_DURATION, BATCH_SIZE, DEGRADATION_LEVEL,
     DEGRADATION_TRANSITIONS, CONCURRENCY_LIMIT, ALERT_NOTIFICATIONS, BUILD_INFO,
+    HTTP_RESPONSES,
 )  # fmt: skip
 KV_CACHE_FAMILIES: tuple[MetricDef, ...] = (
     KV_CACHE_USAGE, KV_CACHE_BLOCKS, PREFIX_CACHE_QUERIES, PREFIX_CACHE_HITS, PREEMPTIONS,

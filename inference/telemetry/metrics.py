@@ -76,6 +76,7 @@ class ServiceMetrics:
         self.degradation_transitions = _counter(catalog.DEGRADATION_TRANSITIONS, registry)
         self.concurrency_limit = _gauge(catalog.CONCURRENCY_LIMIT, registry)
         self.alert_notifications = _counter(catalog.ALERT_NOTIFICATIONS, registry)
+        self.http_responses = _counter(catalog.HTTP_RESPONSES, registry)
         build_info = _gauge(catalog.BUILD_INFO, registry)
         build_info.labels(version, backend, device).set(1)
         self.degradation_level.labels(model).set(0)
@@ -106,6 +107,14 @@ class ServiceMetrics:
                 self.degradation_transitions.labels(m, direction, trigger)
         for status in NOTIFICATION_STATUSES:
             self.alert_notifications.labels(status)
+
+    def known_routes(self, routes: Sequence[str]) -> None:
+        """A 0 for each route's success before its first answer (rate() needs a series)."""
+        for route in (*routes, catalog.OTHER_ROUTE):
+            self.http_responses.labels(route, "2xx", "ok")
+
+    def record_response(self, route: str, status_class: str, reason: str) -> None:
+        self.http_responses.labels(route, status_class, reason).inc()
 
     def record_rejection(self, priority: str, reason: str) -> None:
         self.rejections.labels(self.model, priority, reason).inc()

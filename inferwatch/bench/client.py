@@ -56,9 +56,7 @@ class Target:
     chat: bool = False
 
 
-def retry_delay(
-    response: httpx.Response | None, attempt: int, rng: random.Random
-) -> float | None:
+def retry_delay(response: httpx.Response | None, attempt: int, rng: random.Random) -> float | None:
     """Seconds to wait before the next attempt, or None when the client would not retry."""
     if response is not None:
         for header, scale in (("retry-after-ms", 1e-3), ("retry-after", 1.0)):

@@ -26,7 +26,9 @@ RULE_FILES = sorted(GENERATED.glob("*.rules.yml"))
 REQUIRED_ALERTS = {
     "InferwatchTimeToFirstTokenAboveBaseline", "InferwatchRequestLatencyAboveBaseline",
     "InferwatchErrorRatioAboveBaseline", "InferwatchQueueDepthAboveBaseline",
-    "InferwatchQueueWaitAboveBaseline", "InferwatchGPUSaturated", "InferwatchKVCacheSaturated",
+    "InferwatchQueueWaitAboveBaseline", "InferwatchInterTokenLatencyAboveBaseline",
+    "InferwatchGPUSaturated", "InferwatchKVCacheSaturated", "InferwatchQueueDepthHigh",
+    "InferwatchRequestLatencyHigh", "InferwatchErrorRatioHigh", "InferwatchRefusalRatioHigh",
     "InferwatchErrorBudgetBurn", "InferwatchServiceDown", "InferwatchGPUDown",
     "InferwatchDegradationActive", "InferwatchWatchdog",
 }  # fmt: skip
@@ -62,7 +64,9 @@ def test_every_required_alert_exists_with_conventions() -> None:
         assert notes["runbook_url"].endswith("#" + alert["alert"].lower())
         assert notes["summary"] and notes["description"], alert["alert"]
     baseline = [a for a in alerts if a["alert"].endswith("AboveBaseline")]
-    assert len(baseline) == 2 * len(SPEC.baselines)  # the dynamic rule and its cold start
+    # Against its own baseline, its fleet's, and the cold start.
+    assert len(baseline) == 3 * len(SPEC.baselines)
+    assert {a["labels"]["basis"] for a in baseline} == {"baseline", "fleet", "cold_start"}
     assert all(a["labels"]["severity"] == "warning" and a["labels"]["action"] for a in baseline)
     records = [r["record"] for r in _rules() if "record" in r]
     assert all(len(name.split(":")) == 3 for name in records)  # level:metric:operation
@@ -167,3 +171,18 @@ def test_every_recording_rule_read_is_defined_before_it_is_read() -> None:
                 assert not missing, (rule_file.name, rule.get("record") or rule["alert"], missing)
                 if "record" in rule:
                     defined.add(rule["record"])
+
+
+def test_the_docs_state_the_measured_detection_delays() -> None:
+    """docs/alerting.md's delay table is the runbook's (both from the measurement)."""
+    from alerts.detection_delays import measured_delays
+    from alerts.promql_text import duration
+
+    docs = (ROOT / "docs" / "alerting.md").read_text()
+    runbook = (GENERATED / "runbooks.md").read_text()
+    for d in measured_delays(SPEC):
+        row = (
+            f"| `{d.alert}` | {d.step} | {duration(d.on_evaluation[0])} | "
+            f"{duration(d.on_evaluation[1])} | {duration(d.between[1])} |"
+        )
+        assert row in runbook and row in docs, row

@@ -22,16 +22,28 @@ def _queue_registry() -> tuple[CollectorRegistry, Gauge]:
 
 
 def test_memory_stays_bounded_over_a_long_run() -> None:
+    """With traffic, so SLIs exist and their histories fill: queue depth and the error ratio
+    (0 failures), one series each. One process is its own fleet, so each keeps one history,
+    not a second for the fleet."""
+    from prometheus_client import Counter
+
     registry, depth = _queue_registry()
+    requests = Counter("inferwatch_requests_total", "done", ["model", "priority", "outcome"],
+                       registry=registry)  # fmt: skip
     evaluator = Evaluator(SPEC, registry)
     timing = SPEC.in_process
-    history_cap = (timing.baseline_window + timing.baseline_offset) / timing.interval + 2
+    series = 2  # queue depth and error ratio of m1
+    history_cap = series * ((timing.baseline_window + timing.baseline_offset) / timing.interval + 2)
+    filled = 0
     for t in range(3 * int(timing.baseline_window + timing.baseline_offset)):
         depth.labels("m1", "batch").set(t % 7)
+        requests.labels("m1", "batch", "completed").inc(2)  # 2 req/s: above 30 per 30 s
         evaluator.step(float(t))
         snapshots, sli_samples = evaluator.footprint
         assert snapshots <= timing.rate_window / timing.interval + 2
         assert sli_samples <= history_cap
+        filled = max(filled, sli_samples)
+    assert filled >= history_cap - 3 * series  # the bound was reached, not avoided
 
 
 def test_buffer_refuses_time_going_backwards() -> None:
@@ -55,8 +67,9 @@ def test_cold_start_fires_on_the_third_evaluation_without_prometheus() -> None:
         depth.labels("m1", "standard").set(60)
         depth.labels("m1", "batch").set(20)  # priorities add up: 80 > 50
         depth.labels("m2", "standard").set(40)  # another model stays below the threshold
-        requests.labels("m1", "standard", "completed").inc(10)
-        requests.labels("m2", "standard", "completed").inc(10)
+        # 20 served a second: the 2nd sample's rate already holds 30 requests per 30 s window.
+        requests.labels("m1", "standard", "completed").inc(20)
+        requests.labels("m2", "standard", "completed").inc(20)
         states.append(evaluator.step())  # the clock, not an argument, says when
         now[0] += 1.0
     # Rates need two samples: pending from the 2nd step, firing at the 4th (3rd true one).

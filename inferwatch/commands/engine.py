@@ -31,14 +31,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     try:
         config = resolve_config(EngineConfig, given(args, config_fields(EngineConfig)), os.environ)
-    except ValueError as exc:
+        engine = build_engine(config)
+    except (ValueError, OSError) as exc:  # bad setting, refused checkpoint, no CUDA device
         print(f"inferwatch engine: {exc}", file=sys.stderr)
         return 2
-    return asyncio.run(_main(config, args.requests, args.max_tokens))
+    return asyncio.run(_main(engine, args.requests, args.max_tokens))
 
 
-async def _main(config: EngineConfig, num_requests: int, max_tokens: int) -> int:
-    engine = build_engine(config)
+async def _main(engine: AsyncEngine, num_requests: int, max_tokens: int) -> int:
     await engine.start()
     tok = engine.tokenizer
     priorities = list(Priority)

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from inference.engine import EngineConfig, build_engine
+from inferwatch.commands import engine as engine_command
 from inferwatch.commands import serve
 from tests.support.checkpoints import write_hf_checkpoint
 from tests.support.engine import EngineFactory, make_request, run_all
@@ -126,6 +127,20 @@ def test_refused_checkpoint_exits_2_with_one_clear_line(
     assert serve.run(_serve_args("--model-path", str(folder))) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"inferwatch serve: {folder / file}") and message in err, err
+    assert "\n" not in err and "Traceback" not in err
+
+
+def test_engine_command_exits_2_with_one_clear_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "gpt2"
+    write_hf_checkpoint(folder)
+    _gpt2(folder)
+    parser = argparse.ArgumentParser()
+    engine_command.add_arguments(parser)
+    assert engine_command.run(parser.parse_args(["--model-path", str(folder)])) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"inferwatch engine: {folder / 'config.json'}"), err
     assert "\n" not in err and "Traceback" not in err
 
 

@@ -21,7 +21,8 @@ from prometheus_client import CollectorRegistry, ProcessCollector
 from exporters.collector import CollectorGroup, MetricSource
 from inference.admission.assembly import Admission, build_admission, kv_tokens
 from inference.admission.controller import Transition
-from inference.backend import Backend, Priority
+from inference.backend import Backend, Priority, Tokenizer
+from inference.engine.config import EngineConfig
 from inference.settings import Settings
 from inference.telemetry.engine_state import QueueSource
 from inference.telemetry.metrics import ServiceMetrics
@@ -72,10 +73,57 @@ class Service:
 
 
 def build_backend(settings: Settings) -> Backend:
-    """The built-in engine from settings (not started: `Service.start()` starts it)."""
+    """The built-in engine from settings, or with `--upstream` the upstreams behind the same
+    contract (not started: `Service.start()` starts it)."""
+    if settings.upstreams.upstream:
+        return build_upstream_backend(settings)
     from inference.engine import build_engine
 
     return build_engine(settings.engine)
+
+
+def build_upstream_backend(settings: Settings) -> Backend:
+    """The upstream backend with the tokenizer of the model the upstreams serve: read from
+    the same files (`--model-path` folder or .gguf, or a built-in model), so the ids sent are
+    the ids the upstream would have made of the same text. The served name and context window
+    come from the upstream's /v1/models unless given (`--upstream-model`, `--max-model-len`)."""
+    from inference.upstream import ModelInfo, UpstreamBackend, discover_model
+
+    config = settings.upstreams
+    tokenizer = load_tokenizer(settings.engine)
+    given_len = settings.engine.max_model_len
+    if config.upstream_model is not None and given_len is not None:
+        model = ModelInfo(config.upstream_model, given_len)
+    else:
+        found = discover_model(config.upstream, config.upstream_connect_timeout)
+        model = ModelInfo(config.upstream_model or found.name, given_len or found.max_model_len)
+    return UpstreamBackend(config, tokenizer, model)
+
+
+def load_tokenizer(engine: EngineConfig) -> Tokenizer:
+    """Only the tokenizer (and chat template) of the model `engine` names: no weights."""
+    from pathlib import Path
+
+    from inference.engine.chat_template import template_file
+    from inference.engine.gguf_checkpoint import GGUFFile
+    from inference.engine.gguf_tokenizer import gguf_tokenizer
+    from inference.engine.hf_checkpoint import read_tokenizer
+    from inference.engine.models import BUILTIN_MODELS, TINY
+    from inference.engine.tokenizer import ByteTokenizer
+
+    engine.check_combination()
+    template = template_file(Path(engine.chat_template)) if engine.chat_template else None
+    if engine.builtin_model == TINY:
+        return ByteTokenizer()
+    if engine.builtin_model:
+        path = BUILTIN_MODELS[engine.builtin_model].gguf_path()
+    else:
+        path = Path(str(engine.model_path))
+    if path.is_file():
+        return gguf_tokenizer(GGUFFile(path), template)
+    if not path.is_dir():
+        raise FileNotFoundError(f"{path}: no such .gguf file or checkpoint folder")
+    return read_tokenizer(path, template)
 
 
 def default_sources() -> list[MetricSource]:

@@ -20,6 +20,7 @@ from typing import Any
 
 from inference.admission.config import AdmissionConfig
 from inference.engine.config import EngineConfig
+from inference.upstream.config import UpstreamConfig
 
 ENV_PREFIX = "INFERWATCH_"
 _TRUE = {"1", "true", "yes", "on"}
@@ -63,6 +64,7 @@ class Settings:
     )
     engine: EngineConfig = field(default_factory=EngineConfig)
     admission: AdmissionConfig = field(default_factory=AdmissionConfig)
+    upstreams: UpstreamConfig = field(default_factory=UpstreamConfig)
 
     @property
     def max_in_flight(self) -> int:
@@ -133,7 +135,7 @@ def _given(
             continue
         given = overrides.get(f.name)
         if given is not None:
-            values[f.name] = given
+            values[f.name] = tuple(given) if is_list(type_) else given
             continue
         raw = env.get(env_name(f.name), "").strip()
         if raw:  # unset or empty: the default
@@ -153,10 +155,18 @@ def base_type(type_: Any) -> tuple[type, bool]:
     return type_, False
 
 
+def is_list(type_: Any) -> bool:
+    """A repeatable option (`tuple[str, ...]`): one flag per value, or a comma-separated
+    variable."""
+    return typing.get_origin(base_type(type_)[0]) is tuple
+
+
 def parse_value(name: str, raw: str, type_: Any) -> Any:
     """A non-empty environment string as the field's type."""
     kind, _ = base_type(type_)
     where = f"{env_name(name)}={raw!r}"
+    if is_list(type_):
+        return tuple(part.strip() for part in raw.split(",") if part.strip())
     if kind is bool:
         if raw.lower() in _TRUE:
             return True

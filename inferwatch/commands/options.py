@@ -8,7 +8,7 @@ import argparse
 import dataclasses
 from typing import Any
 
-from inference.settings import base_type, env_name
+from inference.settings import base_type, env_name, is_list
 
 OptionFields = list[tuple[dataclasses.Field[Any], type]]
 
@@ -33,6 +33,11 @@ def add_options(parser: argparse.ArgumentParser, options: OptionFields) -> None:
                 parser.add_argument(
                     flag, action="store_true", default=None, help=f"{text} ({env_name(f.name)}=1)"
                 )
+            continue
+        if is_list(type_):
+            parser.add_argument(
+                flag, action="append", default=None, help=f"{text} ({env_name(f.name)})"
+            )
             continue
         shown = "" if default is None else f"default {default}; "
         parser.add_argument(

@@ -49,6 +49,10 @@ class StackConfig:
     load_rate: float = 4.0
     serve_args: list[str] = field(default_factory=list)
     ready_timeout: float = 300.0
+    # A test's faster copy of the same rules (alerts.rules.render_rules with a faster Timing);
+    # None: the committed alerts/generated/*.rules.yml.
+    rule_files: list[Path] | None = None
+    service_env: dict[str, str] = field(default_factory=dict)  # e.g. OTEL_* for a span sink
 
 
 @dataclass
@@ -116,7 +120,7 @@ class Stack:
         if prometheus is None:
             self.say("prometheus: not found (`make system-deps` installs it); not started")
         else:
-            rules = sorted(str(p) for p in (ROOT / "alerts" / "generated").glob("*.rules.yml"))
+            rules = [str(p) for p in c.rule_files or _committed_rules()]
             (run / "prometheus.yml").write_text(
                 prometheus_config(
                     service + t.METRICS_PATH,
@@ -157,8 +161,9 @@ class Stack:
             if part.name == "load":
                 self._wait_ready(self.parts[0])  # the bench asks the service for its model
             log = part.log.open("ab")
+            own = {**env, **self.config.service_env} if part.name == "service" else env
             part.process = subprocess.Popen(
-                part.argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                part.argv, cwd=ROOT, env=own, stdout=log, stderr=subprocess.STDOUT,
                 start_new_session=True,
             )  # fmt: skip
         for part in self.parts:
@@ -222,6 +227,10 @@ class Stack:
             except subprocess.TimeoutExpired:
                 part.process.kill()
                 part.process.wait()
+
+
+def _committed_rules() -> list[Path]:
+    return sorted((ROOT / "alerts" / "generated").glob("*.rules.yml"))
 
 
 def _admin_flag(token: Path) -> list[str]:

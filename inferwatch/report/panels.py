@@ -4,7 +4,7 @@ band, the alerts pending and firing, the degradation level, and refusals by prio
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from alerts.baseline import BaselineRule
 from alerts.spec import SPEC, Spec
@@ -25,10 +25,15 @@ class Panel:
     kind: str = "lines"  # lines | alerts (state timeline) | steps
 
 
-def panels(spec: Spec = SPEC) -> list[Panel]:
+def panels(spec: Spec = SPEC, rate_window: float | None = None) -> list[Panel]:
+    """`rate_window` (seconds) names the recorded series of rules rendered with another rate
+    window than the spec's (a test's faster copy records `..._rate30s`, not `..._rate5m`)."""
+    timing = spec.prometheus
+    if rate_window is not None:
+        timing = replace(timing, rate_window=rate_window)
     out: list[Panel] = []
     for signal in spec.baselines:
-        rule = BaselineRule(spec, signal, spec.prometheus)
+        rule = BaselineRule(spec, signal, timing)
         out.append(
             Panel(
                 title=f"{signal.what} vs baseline",

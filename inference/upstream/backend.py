@@ -116,7 +116,7 @@ class UpstreamBackend:
         route = Route(
             pool=self.pool,
             client=self._client,  # type: ignore[arg-type]  # set with the pool
-            body=completion_body(request, self.model_name),
+            body=completion_body(request, self.model_name, self._prompt_text(request)),
             headers=headers,
             retries=cfg.upstream_retries,
             retry_after=max(1.0, cfg.upstream_poll_seconds * cfg.upstream_eject_failures),
@@ -125,6 +125,11 @@ class UpstreamBackend:
         self._streams[request.request_id] = stream
         stream.on_close(lambda: self._streams.pop(request.request_id, None))
         return stream
+
+    def _prompt_text(self, request: GenerationRequest) -> str | None:
+        if self.config.upstream_prompt != "text":
+            return None
+        return self.tokenizer.decode(request.prompt_token_ids)
 
     def _validate(self, request: GenerationRequest) -> None:
         """What no upstream could serve, refused before it leaves (same words as the engine)."""

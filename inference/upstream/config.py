@@ -19,6 +19,12 @@ class UpstreamConfig:
         metadata={"help": "the upstreams' served model name (default: the first of the first "
                   "reachable upstream's /v1/models)"},
     )  # fmt: skip
+    upstream_prompt: str = field(
+        default="token_ids",
+        metadata={"help": "how the prompt is sent: token_ids (vLLM: exactly the ids tokenised "
+                  "here) or text (decoded back, for upstreams that take only text; exact where "
+                  "decoding gives back the text)", "choices": ("token_ids", "text")},
+    )  # fmt: skip
     upstream_poll_seconds: float = field(
         default=0.5,
         metadata={"help": "how often each upstream's /health and /metrics are read (its queue "

@@ -143,7 +143,7 @@ class UpstreamPool:
         await asyncio.gather(*(self._check(u) for u in self.upstreams))
 
     async def _check(self, upstream: Upstream) -> None:
-        timeout = httpx.Timeout(max(self.poll_seconds * 2, 1.0))
+        timeout = httpx.Timeout(max(self.poll_seconds * 4, 2.0))  # a busy vLLM is slow
         try:
             health = await self._client.get(upstream.url + "/health", timeout=timeout)
             metrics = await self._client.get(upstream.url + "/metrics", timeout=timeout)

@@ -10,6 +10,7 @@ inter-token latency and duration of them, by priority, as for the built-in engin
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -28,6 +29,8 @@ from inference.backend import (
 )
 from inference.upstream.pool import NoUpstreamError, Upstream, UpstreamPool
 from inference.upstream.wire import Chunk, error_message, parse_event
+
+log = logging.getLogger("inferwatch.upstream")
 
 # Statuses that say "not now, maybe elsewhere": another upstream is tried, this one stays in.
 BUSY = (429, 503)
@@ -122,6 +125,8 @@ class UpstreamStream:
             except (httpx.TransportError, UpstreamFailedEarly) as exc:
                 pool.eject(upstream, f"{type(exc).__name__}: {exc}")
                 failure = f"{upstream.url}: {type(exc).__name__}: {exc}"
+                fields = {"request_id": self.request.request_id, "url": upstream.url}
+                log.warning("upstream failed before the first token", extra={"fields": fields})
             finally:
                 pool.end(upstream, ticket)
         if busy_after is not None:

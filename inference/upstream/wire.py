@@ -19,11 +19,14 @@ DATA = "data:"
 DONE = "[DONE]"
 
 
-def completion_body(request: GenerationRequest, model: str) -> dict[str, Any]:
+def completion_body(
+    request: GenerationRequest, model: str, prompt_text: str | None = None
+) -> dict[str, Any]:
+    """`prompt_text` replaces the ids for an upstream that takes only text."""
     params = request.sampling
     body: dict[str, Any] = {
         "model": model,
-        "prompt": request.prompt_token_ids,
+        "prompt": request.prompt_token_ids if prompt_text is None else prompt_text,
         "max_tokens": params.max_tokens,
         "temperature": params.temperature,
         "top_p": params.top_p,

@@ -7,6 +7,7 @@ import base64
 import datetime as dt
 import html
 import io
+import math
 from dataclasses import dataclass
 
 import matplotlib
@@ -71,14 +72,15 @@ def draw(
         else:
             for line, series in zip(panel.lines, results, strict=True):
                 for s in series:
-                    times = [dt.datetime.fromtimestamp(t, dt.UTC) for t in s.times]
+                    raw_times, values = _with_gaps(s, step)
+                    times = [dt.datetime.fromtimestamp(t, dt.UTC) for t in raw_times]
                     label = (
                         f"{_legend(s, line.legend)} {line.role if line.role != 'signal' else ''}"
                     )
                     if panel.kind == "steps":
-                        ax.step(times, s.values, where="post", label=label.strip())
+                        ax.step(times, values, where="post", label=label.strip())
                     else:
-                        ax.plot(times, s.values, label=label.strip(), **STYLES[line.role])
+                        ax.plot(times, values, label=label.strip(), **STYLES[line.role])
             if not any(results):
                 ax.text(0.5, 0.5, "no data in this window", ha="center", va="center",
                         transform=ax.transAxes, color="grey")  # fmt: skip
@@ -91,11 +93,25 @@ def draw(
     axes[-1].xaxis.set_major_formatter(mdates.DateFormatter("%H:%M:%S", tz=dt.UTC))
     axes[-1].set_xlabel("UTC")
     fig.suptitle(title, fontsize=12)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.985))  # room for the suptitle above the first panel
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=110)
     plt.close(fig)
     return buffer.getvalue()
+
+
+def _with_gaps(s: Series, step: float) -> tuple[list[float], list[float]]:
+    """The series with a NaN wherever it was absent for more than a step, so a line breaks
+    there: a gated SLI that vanished (too few requests in its window) is not drawn as a ramp."""
+    times: list[float] = []
+    values: list[float] = []
+    for t, v in zip(s.times, s.values, strict=True):
+        if times and t - times[-1] > step * 1.5:
+            times.append((times[-1] + t) / 2)
+            values.append(math.nan)
+        times.append(t)
+        values.append(v)
+    return times, values
 
 
 def _draw_alerts(ax: plt.Axes, intervals: list[Interval]) -> None:

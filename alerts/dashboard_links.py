@@ -84,11 +84,23 @@ ALERT_PANELS: dict[str, PanelLink] = {
 }
 
 
+def panel_url(link: PanelLink, grafana_url: str) -> str:
+    """`<grafana_url>/d/<uid>/<slug>?viewPanel=<id>`: the panel, alone on the screen."""
+    board = link.dashboard
+    return f"{grafana_url.rstrip('/')}/d/{board.uid}/{board.slug}?viewPanel={link.panel_id}"
+
+
 def dashboard_url(alert_name: str, grafana_url: str) -> str:
-    """`<grafana_url>/d/<uid>/<slug>?viewPanel=<id>`: the alert's panel, alone on the screen."""
+    """The alert's panel; KeyError for an alert without an entry."""
     try:
         link = ALERT_PANELS[alert_name]
     except KeyError:
         raise KeyError(f"{alert_name} has no panel in alerts/dashboard_links.py") from None
-    board = link.dashboard
-    return f"{grafana_url.rstrip('/')}/d/{board.uid}/{board.slug}?viewPanel={link.panel_id}"
+    return panel_url(link, grafana_url)
+
+
+def rendered_url(alert_name: str, grafana_url: str) -> str:
+    """What the generated files link: the alert's panel or, for an alert the spec just gained
+    (no entry yet, which tests/dashboards fails on), the firing-alerts panel, so that adding a
+    signal stays a one-place change that renders every file."""
+    return panel_url(ALERT_PANELS.get(alert_name, FIRING), grafana_url)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from functools import cache
 from typing import Any
 
+from alerts.annotations import Links
 from alerts.exposition import SCRAPE_INTERVAL_S
 from alerts.promql_text import duration
 from alerts.promtool_format import alert_test, expected_alert, expr_test, input_series
@@ -123,7 +124,7 @@ def delay_of(spec: Spec, alert: str) -> int:
 
 
 def delay_tests(
-    spec: Spec, signal: BaselineSignal, delay: Delay, base: str
+    spec: Spec, signal: BaselineSignal, delay: Delay, base: Links | str
 ) -> list[dict[str, Any]]:
     """promtool tests of one signal's delays: not firing one evaluation before, firing at."""
     rules = baselines_group(spec, spec.prometheus, base)["rules"]
@@ -158,9 +159,9 @@ def delay_tests(
     return out
 
 
-def render_delay_tests(spec: Spec, runbook_url_base: str) -> dict[str, str]:
+def render_delay_tests(spec: Spec, links: Links | str) -> dict[str, str]:
     """{file name: YAML}: every baseline alert's measured delays, proven by promtool."""
     tests = []
     for signal, delay in zip(spec.baselines, measured_delays(spec), strict=True):
-        tests += delay_tests(spec, signal, delay, runbook_url_base)
+        tests += delay_tests(spec, signal, delay, links)
     return {FILE: _file(["../baselines.rules.yml"], spec.prometheus.interval, tests)}

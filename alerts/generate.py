@@ -9,25 +9,26 @@ from __future__ import annotations
 from pathlib import Path
 
 from alerts.alertmanager import render_alertmanager
+from alerts.annotations import Links
 from alerts.detection_delays import render_delay_tests
 from alerts.promtool_cases import render_promtool_tests
 from alerts.replay_cases import render_replay_tests
 from alerts.rules import render_rules
 from alerts.runbooks import render_runbooks
 from alerts.spec import SPEC, Spec
-from alerts.values import VALUES_PATH, load_values
+from alerts.values import VALUES_PATH, load_grafana_url, load_values
 
 GENERATED = "alerts/generated"
 
 
 def render(spec: Spec = SPEC, values_path: Path = VALUES_PATH) -> dict[str, str]:
     """{path relative to the repository root: content}; a spec copy renders the same set."""
-    base = load_values(values_path).runbook_url_base
+    base = Links(load_values(values_path).runbook_url_base, load_grafana_url(values_path))
     files = {
         f"{GENERATED}/{n}": text for n, text in render_rules(spec, spec.prometheus, base).items()
     }
     files[f"{GENERATED}/alertmanager.yml"] = render_alertmanager(values_path)
-    files[f"{GENERATED}/runbooks.md"] = render_runbooks(spec)
+    files[f"{GENERATED}/runbooks.md"] = render_runbooks(spec, base.grafana_url)
     tests = {
         **render_promtool_tests(spec, base),
         **render_delay_tests(spec, base),

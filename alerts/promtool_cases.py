@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from alerts.annotations import Links
 from alerts.baseline import ON, BaselineRule, traffic_record
 from alerts.promql_text import duration
 from alerts.promtool_format import (
@@ -55,9 +56,9 @@ def baseline_test_file(signal: BaselineSignal) -> str:
     return f"baseline_{signal.short_name}.test.yml"
 
 
-def baseline_tests(spec: Spec, signal: BaselineSignal, runbook_url_base: str) -> str:
+def baseline_tests(spec: Spec, signal: BaselineSignal, links: Links | str) -> str:
     timing = spec.prometheus
-    rules = baselines_group(spec, timing, runbook_url_base)["rules"]
+    rules = baselines_group(spec, timing, links)["rules"]
     dynamic = _rule(rules, signal.alert, basis="baseline")
     fleet = _rule(rules, signal.alert, basis="fleet")
     cold = _rule(rules, signal.alert, basis="cold_start")
@@ -164,9 +165,9 @@ def _counter(name: str, labels: dict[str, str], per_minute: list[tuple[int, floa
             "values": series_values(values)}  # fmt: skip
 
 
-def slo_tests(spec: Spec, runbook_url_base: str) -> str:
+def slo_tests(spec: Spec, links: Links | str) -> str:
     timing = spec.prometheus
-    rules = slos_group(spec, timing, runbook_url_base)["rules"]
+    rules = slos_group(spec, timing, links)["rules"]
     svc = {"job": SERVICE_JOB, "model": "m1"}
     base = {"instance": "127.0.0.1:8000", **svc, "priority": "standard"}
 
@@ -222,9 +223,9 @@ def slo_tests(spec: Spec, runbook_url_base: str) -> str:
     return unit_test_file([f"{RULES_DIR}/slos.rules.yml"], timing.interval, tests)
 
 
-def guard_tests(spec: Spec, runbook_url_base: str) -> str:
+def guard_tests(spec: Spec, links: Links | str) -> str:
     timing = spec.prometheus
-    rules = guards_group(spec, timing, runbook_url_base)["rules"]
+    rules = guards_group(spec, timing, links)["rules"]
     host = {"instance": "127.0.0.1:8000", "job": SERVICE_JOB}
     gpu = {**host, "gpu": "0", "uuid": "GPU-1"}
 
@@ -291,12 +292,11 @@ def guard_tests(spec: Spec, runbook_url_base: str) -> str:
     return unit_test_file([f"{RULES_DIR}/guards.rules.yml"], timing.interval, tests)
 
 
-def render_promtool_tests(spec: Spec, runbook_url_base: str) -> dict[str, str]:
+def render_promtool_tests(spec: Spec, links: Links | str) -> dict[str, str]:
     """{file name: YAML}, for the tests/ folder below the rule files."""
     files = {
-        baseline_test_file(signal): baseline_tests(spec, signal, runbook_url_base)
-        for signal in spec.baselines
+        baseline_test_file(signal): baseline_tests(spec, signal, links) for signal in spec.baselines
     }
-    files["slo_burn.test.yml"] = slo_tests(spec, runbook_url_base)
-    files["guards.test.yml"] = guard_tests(spec, runbook_url_base)
+    files["slo_burn.test.yml"] = slo_tests(spec, links)
+    files["guards.test.yml"] = guard_tests(spec, links)
     return files

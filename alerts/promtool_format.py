@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import quote_plus
 
 import yaml
 
@@ -18,6 +19,8 @@ from alerts.samples import Labels
 
 Rule = dict[str, Any]
 _TEMPLATE = re.compile(r"\{\{\s*\$labels\.(\w+)\s*\}\}")
+_WITH = re.compile(r"\{\{ with \$labels\.(\w+) \}\}(.*?)\{\{ end \}\}")
+_DOT_URLQUERY = "{{ . | urlquery }}"  # Go's url.QueryEscape, which quote_plus matches
 
 
 def series_selector(name: str, labels: Labels) -> str:
@@ -83,7 +86,14 @@ def input_series(series: dict[str, dict[Labels, list[float | None]]]) -> list[di
 
 
 def render_template(text: str, labels: dict[str, str]) -> str:
-    """The `{{ $labels.x }}` subset of Go templating our annotations use."""
+    """The subset of Go templating our annotations use: `{{ $labels.x }}`, and
+    `{{ with $labels.x }}...{{ . | urlquery }}...{{ end }}` (dashboard variables)."""
+
+    def with_block(m: re.Match[str]) -> str:
+        value = labels.get(m.group(1), "")
+        return m.group(2).replace(_DOT_URLQUERY, quote_plus(value)) if value else ""
+
+    text = _WITH.sub(with_block, text)
     return _TEMPLATE.sub(lambda m: labels.get(m.group(1), ""), text)
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
+from alerts.annotations import Links
 from alerts.detection_delays import delay_of
 from alerts.exposition import (
     DURATION,
@@ -75,7 +76,7 @@ class ReplayCase:
         return f"replay_{self.name}.test.yml"
 
 
-def _rules(spec: Spec, base: str) -> list[dict[str, Any]]:
+def _rules(spec: Spec, base: Links | str) -> list[dict[str, Any]]:
     timing = spec.prometheus
     groups = (baselines_group, guards_group, slos_group)
     return [rule for group in groups for rule in group(spec, timing, base)["rules"]]
@@ -358,9 +359,9 @@ def _silence(alert: str, end_s: int) -> dict[str, Any]:
     )
 
 
-def case_test(spec: Spec, case: ReplayCase, runbook_url_base: str) -> dict[str, Any]:
+def case_test(spec: Spec, case: ReplayCase, links: Links | str) -> dict[str, Any]:
     """One promtool test of a case, expectations resolved against `spec`'s rules."""
-    rules = _rules(spec, runbook_url_base)
+    rules = _rules(spec, links)
     end = case.traffic.duration_s
     alert_tests = [
         alert_test(
@@ -382,12 +383,12 @@ def case_test(spec: Spec, case: ReplayCase, runbook_url_base: str) -> dict[str, 
     }
 
 
-def render_case(spec: Spec, case: ReplayCase, runbook_url_base: str) -> str:
+def render_case(spec: Spec, case: ReplayCase, links: Links | str) -> str:
     return unit_test_file(
-        list(RULE_FILES), spec.prometheus.interval, [case_test(spec, case, runbook_url_base)]
+        list(RULE_FILES), spec.prometheus.interval, [case_test(spec, case, links)]
     )
 
 
-def render_replay_tests(spec: Spec, runbook_url_base: str) -> dict[str, str]:
+def render_replay_tests(spec: Spec, links: Links | str) -> dict[str, str]:
     """{file name: YAML}, for the tests/ folder below the rule files."""
-    return {case.file: render_case(spec, case, runbook_url_base) for case in cases(spec)}
+    return {case.file: render_case(spec, case, links) for case in cases(spec)}

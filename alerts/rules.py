@@ -10,6 +10,8 @@ from typing import Any
 
 import yaml
 
+from alerts.annotations import Links, annotations, as_links
+from alerts.annotations import runbook_url as runbook_url
 from alerts.baseline import (
     BASELINE,
     COLD_START,
@@ -29,15 +31,6 @@ BURN_ALERT = "InferwatchErrorBudgetBurn"
 Rule = dict[str, Any]
 
 
-def runbook_url(base: str, alert: str) -> str:
-    """`base` (values.yml's runbook_url_base) plus the runbook's anchor for the alert."""
-    return f"{base}#{alert.lower()}"
-
-
-def _annotations(base: str, alert: str, summary: str, description: str) -> dict[str, str]:
-    return {"summary": summary, "description": description, "runbook_url": runbook_url(base, alert)}
-
-
 def _alert(name: str, expr: str, for_s: float, labels: dict[str, str], annotations: dict) -> Rule:
     rule: Rule = {"alert": name, "expr": expr}
     if for_s > 0:
@@ -47,7 +40,7 @@ def _alert(name: str, expr: str, for_s: float, labels: dict[str, str], annotatio
     return rule
 
 
-def _baseline_rules(rule: BaselineRule, runbook_url_base: str) -> list[Rule]:
+def _baseline_rules(rule: BaselineRule, links: Links) -> list[Rule]:
     spec, signal, timing = rule.spec, rule.signal, rule.timing
     factor = number(spec.breach_factor)
     evals = f"{spec.consecutive} evaluations in a row ({duration(timing.interval)} apart)"
@@ -61,7 +54,7 @@ def _baseline_rules(rule: BaselineRule, runbook_url_base: str) -> list[Rule]:
     asked = f"The degradation controller is asked to {signal.action.value}."
 
     def alert(basis: str, expr: str, summary: str, description: str) -> Rule:
-        notes = _annotations(runbook_url_base, signal.alert, summary, description)
+        notes = annotations(links, signal.alert, summary, description)
         return _alert(signal.alert, expr, rule.for_s, rule.labels(basis), notes)
 
     return [
@@ -95,8 +88,9 @@ def _baseline_rules(rule: BaselineRule, runbook_url_base: str) -> list[Rule]:
     ]
 
 
-def baselines_group(spec: Spec, timing: Timing, runbook_url_base: str) -> dict[str, Any]:
+def baselines_group(spec: Spec, timing: Timing, links: Links | str) -> dict[str, Any]:
     """Order matters: each rule reads the ones above it at the same evaluation timestamp."""
+    links = as_links(links)
     window = duration(timing.rate_window)
     arrivals = arrivals_record(spec, timing)
     fleet = fleet_traffic(spec)
@@ -108,7 +102,7 @@ def baselines_group(spec: Spec, timing: Timing, runbook_url_base: str) -> dict[s
         {"record": refusals.record, "expr": refusals.expr},
     ]
     for rule in baseline_rules(spec, timing):
-        rules += _baseline_rules(rule, runbook_url_base)
+        rules += _baseline_rules(rule, links)
     return {"name": "inferwatch-baselines", "interval": duration(timing.interval), "rules": rules}
 
 
@@ -116,9 +110,7 @@ def slo_record(slo: SLO, window_s: float) -> str:
     return f"model:{slo.record_metric}:{slo.record_op}_rate{duration(window_s)}"
 
 
-def _burn_alert(
-    spec: Spec, slo: SLO, burn: BurnWindow, scale: float, runbook_url_base: str
-) -> Rule:
+def _burn_alert(spec: Spec, slo: SLO, burn: BurnWindow, scale: float, links: Links) -> Rule:
     threshold = f"{number(burn.burn_rate)} * {number(slo.budget)}"
     long_s, short_s = burn.long_s * scale, burn.short_s * scale
     long_w, short_w = duration(long_s), duration(short_s)
@@ -136,8 +128,8 @@ def _burn_alert(
             "long_window": long_w,
             "short_window": short_w,
         },
-        _annotations(
-            runbook_url_base,
+        annotations(
+            links,
             BURN_ALERT,
             f"The {slo.name} SLO burns its error budget {number(burn.burn_rate)}x too fast "
             f"({kind}).",
@@ -149,7 +141,8 @@ def _burn_alert(
     )
 
 
-def slos_group(spec: Spec, timing: Timing, runbook_url_base: str) -> dict[str, Any]:
+def slos_group(spec: Spec, timing: Timing, links: Links | str) -> dict[str, Any]:
+    links = as_links(links)
     scale = timing.duration_scale
     windows = sorted({w * scale for b in spec.burn_windows for w in (b.short_s, b.long_s)})
     rules: list[Rule] = []
@@ -159,20 +152,19 @@ def slos_group(spec: Spec, timing: Timing, runbook_url_base: str) -> dict[str, A
             bad, total = slo.expr(slo.bad, "rate", w), slo.expr(slo.total, "rate", w)
             rules.append({"record": slo_record(slo, window_s), "expr": f"({bad}) / ({total})"})
     for slo in spec.slos:
-        rules += [
-            _burn_alert(spec, slo, burn, scale, runbook_url_base) for burn in spec.burn_windows
-        ]
+        rules += [_burn_alert(spec, slo, burn, scale, links) for burn in spec.burn_windows]
     return {"name": "inferwatch-slos", "interval": duration(timing.interval), "rules": rules}
 
 
-def guards_group(spec: Spec, timing: Timing, runbook_url_base: str) -> dict[str, Any]:
+def guards_group(spec: Spec, timing: Timing, links: Links | str) -> dict[str, Any]:
+    links = as_links(links)
     rules = [
         _alert(
             guard.name,
             guard.expr,
             guard.for_s * timing.duration_scale,
             {"severity": guard.severity.value, **dict(guard.labels)},
-            _annotations(runbook_url_base, guard.name, guard.summary, guard.description),
+            annotations(links, guard.name, guard.summary, guard.description),
         )
         for guard in spec.guards
     ]
@@ -183,10 +175,11 @@ def dump(document: Any) -> str:
     return HEADER + yaml.safe_dump(document, sort_keys=False, width=4096, allow_unicode=True)
 
 
-def render_rules(spec: Spec, timing: Timing, runbook_url_base: str) -> dict[str, str]:
-    """{file name: YAML} for one timing; the committed files use `spec.prometheus`."""
+def render_rules(spec: Spec, timing: Timing, links: Links | str) -> dict[str, str]:
+    """{file name: YAML} for one timing; the committed files use `spec.prometheus` and the
+    values' links (a bare string is a runbook base, with the default Grafana URL)."""
     groups = {"baselines": baselines_group, "slos": slos_group, "guards": guards_group}
     return {
-        f"{name}.rules.yml": dump({"groups": [group(spec, timing, runbook_url_base)]})
+        f"{name}.rules.yml": dump({"groups": [group(spec, timing, links)]})
         for name, group in groups.items()
     }

@@ -1,4 +1,4 @@
-"""What the on-call reads for each alert: meaning, first checks, dashboard, what automation does.
+"""What the on-call reads for each alert: meaning, first checks, what automation does.
 
 Kept apart from the thresholds in spec.py because it is prose; runbooks.py renders it together
 with the numbers from the spec, so a threshold change shows up in the runbook by itself.
@@ -13,14 +13,8 @@ from dataclasses import dataclass
 class Runbook:
     meaning: str
     first_checks: tuple[str, ...]
-    dashboard: str
-    automation: str
+    automation: str  # the dashboard link comes from alerts/dashboard_links.py, not from prose
 
-
-SERVICE_DASHBOARD = "Inferwatch / Service (latency, queue, errors per model and priority)"
-ENGINE_DASHBOARD = "Inferwatch / Engine (KV cache, batch, preemptions, degradation level)"
-GPU_DASHBOARD = "Inferwatch / GPU and host"
-SLO_DASHBOARD = "Inferwatch / SLOs (burn rates and remaining error budget)"
 
 _CONTROLLER = (
     'Alertmanager sends the alert to the service webhook (route `action=~".+"`), and the '
@@ -45,7 +39,6 @@ RUNBOOKS: dict[str, Runbook] = {
             "Look at prompt-token rate and prefix-cache hit ratio for a change in workload.",
             "Open an exemplar of a slow bucket to see the trace's queue/prefill spans.",
         ),
-        dashboard=SERVICE_DASHBOARD,
         automation=_CONTROLLER,
     ),
     "InferwatchRequestLatencyAboveBaseline": Runbook(
@@ -57,7 +50,6 @@ RUNBOOKS: dict[str, Runbook] = {
             "Check engine step duration (decode) and batch size, and preemptions.",
             "Check GPU clock-event (throttle) reasons and temperature.",
         ),
-        dashboard=SERVICE_DASHBOARD,
         automation=_CONTROLLER,
     ),
     "InferwatchErrorRatioAboveBaseline": Runbook(
@@ -71,7 +63,6 @@ RUNBOOKS: dict[str, Runbook] = {
             "Check GPU up/XID errors and KV-cache exhaustion around the start.",
             "Check for a deploy or a new client sending unusual requests.",
         ),
-        dashboard=SERVICE_DASHBOARD,
         automation=_CONTROLLER,
     ),
     "InferwatchInterTokenLatencyAboveBaseline": Runbook(
@@ -83,7 +74,6 @@ RUNBOOKS: dict[str, Runbook] = {
             "Check engine step duration (decode) and preemptions.",
             "Check GPU clock-event (throttle) reasons, temperature and utilisation.",
         ),
-        dashboard=SERVICE_DASHBOARD,
         automation=_CONTROLLER,
     ),
     "InferwatchQueueDepthAboveBaseline": Runbook(
@@ -93,7 +83,6 @@ RUNBOOKS: dict[str, Runbook] = {
             "Check KV-cache usage: a full cache stops admission even with an idle GPU.",
             "Check the admission concurrency limit and the degradation level.",
         ),
-        dashboard=SERVICE_DASHBOARD,
         automation=_CONTROLLER,
     ),
     "InferwatchQueueWaitAboveBaseline": Runbook(
@@ -103,7 +92,6 @@ RUNBOOKS: dict[str, Runbook] = {
             "traffic is expected under shedding; premium waiting is not.",
             "Check KV-cache usage and preemptions.",
         ),
-        dashboard=SERVICE_DASHBOARD,
         automation=_CONTROLLER,
     ),
     "InferwatchGPUSaturated": Runbook(
@@ -112,7 +100,6 @@ RUNBOOKS: dict[str, Runbook] = {
             "Check request rate and tokens per second against capacity.",
             "Check whether one model or priority dominates.",
         ),
-        dashboard=GPU_DASHBOARD,
         automation=_WEBHOOK_ONLY,
     ),
     "InferwatchKVCacheSaturated": Runbook(
@@ -121,7 +108,6 @@ RUNBOOKS: dict[str, Runbook] = {
             "Check preemptions and average sequence length.",
             "Check the prefix-cache hit ratio: a drop means more blocks per request.",
         ),
-        dashboard=ENGINE_DASHBOARD,
         automation=_WEBHOOK_ONLY,
     ),
     "InferwatchQueueDepthHigh": Runbook(
@@ -130,7 +116,6 @@ RUNBOOKS: dict[str, Runbook] = {
             "Same checks as InferwatchQueueDepthAboveBaseline.",
             "If it persists while shedding, add replicas (KEDA scales on queue depth).",
         ),
-        dashboard=SERVICE_DASHBOARD,
         automation=_WEBHOOK_ONLY,
     ),
     "InferwatchRequestLatencyHigh": Runbook(
@@ -143,7 +128,6 @@ RUNBOOKS: dict[str, Runbook] = {
             "Check preemptions and KV-cache usage.",
             "Follow InferwatchInterTokenLatencyAboveBaseline's checks.",
         ),
-        dashboard=SERVICE_DASHBOARD,
         automation="None: this is a ticket. The baseline alert carries the action.",
     ),
     "InferwatchErrorRatioHigh": Runbook(
@@ -154,7 +138,6 @@ RUNBOOKS: dict[str, Runbook] = {
             "Read the failing requests' log lines and traces.",
             "Check GPU up and XID errors; roll back a recent deploy.",
         ),
-        dashboard=SERVICE_DASHBOARD,
         automation="None beyond the baseline alert's `tighten_concurrency`; this one pages a "
         "human.",
     ),
@@ -167,14 +150,12 @@ RUNBOOKS: dict[str, Runbook] = {
             "Read `model:inferwatch_request_rejections:ratio_rate5m` by reason.",
             "Compare arrivals with an hour ago; check replicas and the autoscaler.",
         ),
-        dashboard=SERVICE_DASHBOARD,
         automation="None: a ticket. Capacity is a human's (or the autoscaler's) decision.",
     ),
     "InferwatchHostCPUHigh": Runbook(
         meaning="The host CPU has been more than 85% busy for 5 minutes; tokenisation and the "
         "event loop slow down every request.",
         first_checks=("Check the process CPU of the service and of other processes.",),
-        dashboard=GPU_DASHBOARD,
         automation="None: ticket.",
     ),
     "InferwatchResourceUsageHigh": Runbook(
@@ -183,7 +164,6 @@ RUNBOOKS: dict[str, Runbook] = {
             "GPU memory: check the KV-cache block count against the card.",
             "Host memory: check the service's resident memory for growth.",
         ),
-        dashboard=GPU_DASHBOARD,
         automation="None: ticket.",
     ),
     "InferwatchErrorBudgetBurn": Runbook(
@@ -197,7 +177,6 @@ RUNBOOKS: dict[str, Runbook] = {
             "ttft: share of requests whose first token took longer than 1 s.",
             "Check the baseline and static alerts firing for the same model: they say why.",
         ),
-        dashboard=SLO_DASHBOARD,
         automation="None directly; the baseline alerts behind the burn carry actions.",
     ),
     "InferwatchServiceDown": Runbook(
@@ -207,7 +186,6 @@ RUNBOOKS: dict[str, Runbook] = {
             "Is the process running? Read its last log lines.",
             "Is /metrics answering (curl it) and is the scrape config right?",
         ),
-        dashboard=SERVICE_DASHBOARD,
         automation="None: nothing in the service can act when it is down.",
     ),
     "InferwatchGPUDown": Runbook(
@@ -217,7 +195,6 @@ RUNBOOKS: dict[str, Runbook] = {
             "Check XID error counters and the kernel log.",
             "Check ECC errors; drain the node if the GPU does not come back.",
         ),
-        dashboard=GPU_DASHBOARD,
         automation="None.",
     ),
     "InferwatchDegradationActive": Runbook(
@@ -227,14 +204,12 @@ RUNBOOKS: dict[str, Runbook] = {
             "Check which trigger (local, alertmanager, manual) raised the level.",
             "Add capacity or lower demand; check that the triggering alert still fires.",
         ),
-        dashboard=ENGINE_DASHBOARD,
         automation="The controller steps down by itself after its cooldown once triggers clear.",
     ),
     "InferwatchWatchdog": Runbook(
         meaning="Always firing. It goes to the dead-man's switch, which pages when it stops "
         "hearing it: Prometheus, Alertmanager or the network between them is broken.",
         first_checks=("Nothing to do while it fires; it must never be silenced.",),
-        dashboard=SLO_DASHBOARD,
         automation="None.",
     ),
 }

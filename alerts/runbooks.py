@@ -8,7 +8,9 @@ prose is missing), so a new signal never breaks `inferwatch generate`.
 
 from __future__ import annotations
 
+from alerts.annotations import DEFAULT_GRAFANA_URL
 from alerts.baseline import BaselineRule
+from alerts.dashboard_links import ALERT_PANELS, FIRING, rendered_url
 from alerts.detection_delays import measured_delays
 from alerts.exposition import SCRAPE_INTERVAL_S
 from alerts.promql_text import duration, number
@@ -98,7 +100,14 @@ def _facts(spec: Spec) -> dict[str, list[str]]:
     return facts
 
 
-def render_runbooks(spec: Spec) -> str:
+def _dashboard(alert: str, grafana_url: str) -> str:
+    """The panel the alert's `dashboard_url` opens (without its labels: pick them there)."""
+    link = ALERT_PANELS.get(alert, FIRING)
+    url = rendered_url(alert, grafana_url)
+    return f"[{link.dashboard.title}, panel {link.panel_id}]({url}) (the alert's `dashboard_url`)."
+
+
+def render_runbooks(spec: Spec, grafana_url: str = DEFAULT_GRAFANA_URL) -> str:
     timing = spec.prometheus
     facts = _facts(spec)
     lines = [
@@ -136,10 +145,10 @@ def render_runbooks(spec: Spec) -> str:
         book = spec.runbooks.get(name)
         lines += [f"## {name}", "", f"**Meaning.** {book.meaning if book else NO_ENTRY}", ""]
         lines += [f"- {fact}" for fact in facts[name]]
+        lines += ["", f"**Dashboard.** {_dashboard(name, grafana_url)}"]
         if book is not None:
             lines += ["", "**First checks.**", ""]
             lines += [f"{i}. {check}" for i, check in enumerate(book.first_checks, 1)]
-            lines += ["", f"**Dashboard.** {book.dashboard}"]
             lines += ["", f"**Automation.** {book.automation}"]
         lines.append("")
     return "\n".join(lines)

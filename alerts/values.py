@@ -1,11 +1,13 @@
-"""The deployment's values: where notifications go, where the runbook is served, and thresholds.
+"""The deployment's values: where notifications go, where the runbook and the dashboards are
+served, and thresholds.
 
 Who gets what (the routing tree) and how the rules work (baselines, windows, minimum events) is
 policy and lives in code; these are facts about one deployment, read from a values file
 (alerts/values.yml unless told otherwise). Receivers and thresholds are read separately: a
 file that only configures Alertmanager (a test's) may leave `thresholds` out, but within each
 part every key is required and an unknown key is an error, so a typo cannot leave a receiver on
-its placeholder or a threshold on a default nobody chose.
+its placeholder or a threshold on a default nobody chose. `grafana_url` is read on its own
+too (only the rules' `dashboard_url` needs it) and is required wherever rules are rendered.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import yaml
 
 VALUES_PATH = Path(__file__).resolve().parent / "values.yml"
 THRESHOLDS = "thresholds"
+GRAFANA_URL = "grafana_url"  # only the rules read it, so an Alertmanager-only file may omit it
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -66,9 +69,18 @@ def load_values(path: Path = VALUES_PATH) -> Values:
     """Every receiver key, and only those (plus the optional thresholds section)."""
     data = _read(path)
     data.pop(THRESHOLDS, None)
+    data.pop(GRAFANA_URL, None)
     expected = {f.name for f in fields(Values)}
     _strict(data, expected, str(path))
     return Values(**{name: str(data[name]) for name in expected})
+
+
+def load_grafana_url(path: Path = VALUES_PATH) -> str:
+    """Where Grafana serves the dashboards: every alert's `dashboard_url` starts with it."""
+    url = _read(path).get(GRAFANA_URL)
+    if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+        raise ValueError(f"{path}: `{GRAFANA_URL}` must be an http(s) URL, not {url!r}")
+    return url.rstrip("/")
 
 
 def load_thresholds(path: Path = VALUES_PATH) -> Thresholds:

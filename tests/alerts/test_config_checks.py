@@ -10,8 +10,11 @@ import pytest
 import yaml
 
 from alerts.alertmanager import render_alertmanager
+from alerts.dashboard_links import dashboard_url
 from alerts.generate import render
+from alerts.promtool_format import render_template
 from alerts.spec import SPEC
+from alerts.values import load_grafana_url
 from inference.telemetry.catalog import metric_names
 from tests.support.metric_refs import (
     expr_metrics,
@@ -23,6 +26,7 @@ ROOT = Path(__file__).resolve().parents[2]
 GENERATED = ROOT / "alerts" / "generated"
 AM_CONFIG = GENERATED / "alertmanager.yml"
 RULE_FILES = sorted(GENERATED.glob("*.rules.yml"))
+GRAFANA = load_grafana_url()
 REQUIRED_ALERTS = {
     "InferwatchTimeToFirstTokenAboveBaseline", "InferwatchRequestLatencyAboveBaseline",
     "InferwatchErrorRatioAboveBaseline", "InferwatchQueueDepthAboveBaseline",
@@ -62,6 +66,7 @@ def test_every_required_alert_exists_with_conventions() -> None:
         assert labels["severity"] in {"critical", "warning", "info", "none"}, alert["alert"]
         assert "$value" not in str(labels), alert["alert"]
         assert notes["runbook_url"].endswith("#" + alert["alert"].lower())
+        assert notes["dashboard_url"].startswith(dashboard_url(alert["alert"], GRAFANA))
         assert notes["summary"] and notes["description"], alert["alert"]
     baseline = [a for a in alerts if a["alert"].endswith("AboveBaseline")]
     # Against its own baseline, its fleet's, and the cold start.
@@ -113,6 +118,7 @@ TEST_VALUES = (
     "service_webhook_url: http://127.0.0.1:1/hook\n"
     "service_webhook_credentials_file: /run/secret/token\n"
     "runbook_url_base: https://docs.example.org/runbooks.md\n"
+    "grafana_url: https://grafana.example.org/\n"
 )
 
 
@@ -141,6 +147,25 @@ def test_runbook_urls_take_their_base_from_values(tmp_path: Path) -> None:
     guards = yaml.safe_load(files["alerts/generated/guards.rules.yml"])["groups"][0]["rules"]
     url = guards[0]["annotations"]["runbook_url"]
     assert url == "https://docs.example.org/runbooks.md#" + guards[0]["alert"].lower()
+    # The Grafana base reaches every dashboard_url, the runbook's links and promtool's too.
+    for rel, text in files.items():
+        if rel.endswith((".yml", ".md")):
+            assert f"{GRAFANA}/d/" not in text, rel
+    panel = guards[0]["annotations"]["dashboard_url"]
+    assert panel.startswith(dashboard_url(guards[0]["alert"], "https://grafana.example.org"))
+    assert "https://grafana.example.org/d/" in files["alerts/generated/runbooks.md"]
+
+
+def test_dashboard_urls_keep_the_alerts_labels_as_dashboard_variables() -> None:
+    """Prometheus renders the link per alert (promtool checks the rendered text in every
+    generated test): each variable the alert has a label for, escaped as Go's urlquery does."""
+    template = next(a for a in _rules() if a.get("alert") == "InferwatchKVCacheSaturated")
+    labels = {"job": "inferwatch", "instance": "10.0.0.7:8000", "model": "tiny"}
+    rendered = render_template(template["annotations"]["dashboard_url"], labels)
+    assert rendered == (
+        dashboard_url("InferwatchKVCacheSaturated", GRAFANA)
+        + "&var-job=inferwatch&var-instance=10.0.0.7%3A8000&var-model=tiny"
+    )
 
 
 def test_every_queried_metric_is_in_the_metric_catalog() -> None:

@@ -24,6 +24,7 @@ import yaml
 from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
 
 from alerts.alertmanager import render_alertmanager
+from alerts.annotations import Links
 from alerts.rules import render_rules
 from alerts.spec import SERVICE_JOB, SPEC, Timing
 
@@ -141,7 +142,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
 
     fast_dir = tmp / "fast"
     fast_dir.mkdir()
-    for name, text in render_rules(SPEC, FAST, "https://docs.example.org/runbooks.md").items():
+    links = Links("https://docs.example.org/runbooks.md", "https://grafana.example.org")
+    for name, text in render_rules(SPEC, FAST, links).items():
         (fast_dir / name).write_text(text)
     am_port, prom_port = _free_port(), _free_port()
     (tmp / "prometheus.yml").write_text(
@@ -244,6 +246,10 @@ def test_action_alert_reaches_the_service_webhook_with_the_bearer_token(
     assert alert["labels"]["severity"] == "warning"
     assert alert["labels"]["job"] == SERVICE_JOB
     assert alert["annotations"]["runbook_url"].endswith("#inferwatchgpusaturated")
+    assert alert["annotations"]["dashboard_url"].startswith(
+        "https://grafana.example.org/d/inferwatch-gpu-host/"
+    )
+    assert f"&var-job={SERVICE_JOB}" in alert["annotations"]["dashboard_url"]
     _wait_for("Watchdog at the dead-man's switch",
               lambda: receiver.find("/deadman", "InferwatchWatchdog"), 20)  # fmt: skip
     # The same alert also files a ticket (continue: true; the tickets route waits 30 s to

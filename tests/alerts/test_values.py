@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from alerts.spec import THRESHOLDS, build_spec
-from alerts.values import VALUES_PATH, Thresholds, load_thresholds, load_values
+from alerts.values import VALUES_PATH, Thresholds, load_grafana_url, load_thresholds, load_values
 
 
 def _write(tmp_path: Path, data: dict) -> Path:
@@ -49,3 +49,15 @@ def test_the_rules_take_the_thresholds() -> None:
     assert "> 0.08 and" in guard.expr and "8%" in guard.summary
     latency = next(s for s in spec.baselines if s.alert == "InferwatchRequestLatencyAboveBaseline")
     assert latency.cold_start_threshold == 56.0
+
+
+def test_the_grafana_url_is_required_where_rules_are_rendered(tmp_path: Path) -> None:
+    """Only the rules need it: an Alertmanager-only file may leave it out, a rules one not."""
+    data = yaml.safe_load(VALUES_PATH.read_text())
+    assert load_grafana_url() == data["grafana_url"].rstrip("/")
+    without = {k: v for k, v in data.items() if k != "grafana_url"}
+    assert load_values(_write(tmp_path, without)) == load_values()
+    with pytest.raises(ValueError, match="grafana_url"):
+        load_grafana_url(_write(tmp_path, without))
+    with pytest.raises(ValueError, match="http"):
+        load_grafana_url(_write(tmp_path, {**data, "grafana_url": "grafana:3000"}))

@@ -6,6 +6,7 @@ rules record."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -140,6 +141,27 @@ def alert_exprs() -> dict[str, list[str]]:
                 if "alert" in rule:
                     out.setdefault(rule["alert"], []).append(rule["expr"])
     return out
+
+
+_RUNBOOK_LINK = re.compile(r"^\*\*Dashboard\.\*\* \[[^\]]*\]\((?P<url>[^)\s]+)\)", re.M)
+
+
+def alert_dashboard_urls() -> dict[str, frozenset[str]]:
+    """Alert name -> every dashboard link it carries in the committed files: its rules'
+    `dashboard_url` annotations (Go templates) and its runbook section's link."""
+    out: dict[str, set[str]] = {}
+    for path in RULE_FILES:
+        for group in yaml.safe_load(path.read_text())["groups"]:
+            for rule in group["rules"]:
+                if "alert" in rule:
+                    url = rule.get("annotations", {}).get("dashboard_url", "")
+                    out.setdefault(rule["alert"], set()).add(url)
+    runbook = (ROOT / "alerts" / "generated" / "runbooks.md").read_text()
+    for section in runbook.split("\n## ")[1:]:
+        name, _, body = section.partition("\n")
+        links = [m.group("url") for m in _RUNBOOK_LINK.finditer(body)]
+        out.setdefault(name.strip(), set()).update(links or [""])
+    return {alert: frozenset(urls) for alert, urls in out.items()}
 
 
 def all_series() -> dict[str, Series]:

@@ -13,7 +13,9 @@ import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
+from alerts.promtool_format import render_template
 from dashboards.promql import Aggregation, Parsed, PromQLSyntaxError, Selector, parse
 from tests.dashboards.exported import Series, sample_names
 from tests.support.metric_refs import BUILTINS, expr_metrics, family, recording_refs
@@ -29,7 +31,8 @@ _LABEL_VALUES = re.compile(r"^label_values\((?P<selector>.*),\s*(?P<label>[A-Za-
 class Facts:
     series: Mapping[str, Series]  # every series a query may read (exported, recorded, builtin)
     alert_values: frozenset[float]  # the numbers the spec alerts on
-    alert_panels: Mapping[str, tuple[str, int]]  # alert name -> (dashboard uid, panel id)
+    alert_urls: Mapping[str, frozenset[str]]  # alert name -> its dashboard_url templates
+    grafana_url: str
     jaeger_uid: str
     variables: tuple[str, ...] = ("job", "instance", "model", "priority")
 
@@ -346,14 +349,45 @@ def unique_ids(boards: Sequence[Board], facts: Facts) -> Iterator[Finding]:
             yield Finding("unique-ids", str(uid), f"uid used by {count} dashboards")
 
 
+_PANEL_PATH = re.compile(r"^/d/(?P<uid>[^/]+)/(?P<slug>[^/]+)$")
+
+
+def _slug(title: str) -> str:
+    """Grafana's URL slug of a dashboard title ("&" reads "and")."""
+    return re.sub(r"[^a-z0-9]+", "-", title.lower().replace("&", " and ")).strip("-")
+
+
+def _link_problem(url: str, facts: Facts, by_uid: Mapping[Any, Board]) -> str | None:
+    """Why a link (a Go template, rendered with every label present) misses its panel."""
+    if not url.startswith(facts.grafana_url + "/d/"):
+        return f"{url!r} is not a panel of {facts.grafana_url}"
+    every_label = dict.fromkeys(facts.variables, "x")
+    parts = urlsplit(render_template(url, every_label).removeprefix(facts.grafana_url))
+    path, query = _PANEL_PATH.match(parts.path), parse_qs(parts.query)
+    board = by_uid.get(path.group("uid")) if path else None
+    if path is None or board is None:
+        return f"{parts.path}: no such dashboard"
+    if path.group("slug") != _slug(str(board.get("title", ""))):
+        return f"{path.group('slug')} is not the slug of {board.get('title')!r}"
+    ids = query.get("viewPanel", [])
+    found = [p for p in panels(board) if [str(p.get("id"))] == ids]
+    if len(found) != 1:
+        return f"{board['uid']} has no panel {ids}"
+    names = {v["name"] for v in query_variables(board)}
+    unknown = sorted(k for k in query if k.startswith("var-") and k[4:] not in names)
+    return f"{board['uid']} has no variables {unknown}" if unknown else None
+
+
 def alert_links(boards: Sequence[Board], facts: Facts) -> Iterator[Finding]:
-    """Every alert's (dashboard uid, panel id) is a real panel, not a row header."""
+    """Every alert's `dashboard_url` (every rule of it, and its runbook section's link) opens a
+    real panel, not a row header, of a dashboard with that uid and slug, and sets only
+    variables that dashboard has."""
     by_uid = {board.get("uid"): board for board in boards}
-    for alert, (uid, panel_id) in sorted(facts.alert_panels.items()):
-        board = by_uid.get(uid)
-        found = [p for p in panels(board) if p.get("id") == panel_id] if board else []
-        if len(found) != 1:
-            yield Finding("alert-links", alert, f"{uid} has no panel {panel_id}")
+    for alert, urls in sorted(facts.alert_urls.items()):
+        for url in sorted(urls):
+            problem = _link_problem(url, facts, by_uid)
+            if problem is not None:
+                yield Finding("alert-links", alert, problem)
 
 
 RULES: dict[str, Callable[[Sequence[Board], Facts], Iterator[Finding]]] = {

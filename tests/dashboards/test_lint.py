@@ -14,11 +14,12 @@ from typing import Any
 
 import pytest
 
-from alerts.dashboard_links import ALERT_PANELS, FAILED_RATIO, PanelLink
+from alerts.dashboard_links import FAILED_RATIO, PanelLink
+from alerts.values import load_grafana_url
 from dashboards.datasources import JAEGER_UID
 from dashboards.generate import dashboards
 from dashboards.signals import Signals
-from tests.dashboards.exported import Series, alert_exprs, all_series
+from tests.dashboards.exported import Series, alert_dashboard_urls, alert_exprs, all_series
 from tests.dashboards.lint import RULES, Board, Facts, lint, panels
 
 Mutation = Callable[[list[Board]], None]
@@ -35,9 +36,8 @@ def facts(series: dict[str, Series]) -> Facts:
     return Facts(
         series=series,
         alert_values=Signals().alert_values(),
-        alert_panels={
-            a: (p.dashboard.uid, p.panel_id) for a, p in ALERT_PANELS.items() if a in SPEC_ALERTS
-        },
+        alert_urls=alert_dashboard_urls(),
+        grafana_url=load_grafana_url(),
         jaeger_uid=JAEGER_UID,
     )
 
@@ -126,6 +126,17 @@ def _move_linked_panel(boards: list[Board]) -> None:
     _panel(boards, "KV cache usage")["id"] = 99
 
 
+def _retitle(boards: list[Board]) -> None:
+    """Grafana's URL slug follows the title: the alerts' links to this board would 404."""
+    _board(boards, "inferwatch-gpu-host")["title"] = "Inferwatch / GPUs"
+
+
+def _drop_variable(boards: list[Board]) -> None:
+    """The links set var-model; a board without that variable would ignore it silently."""
+    board = _board(boards, "inferwatch-engine")
+    board["templating"]["list"] = [v for v in board["templating"]["list"] if v["name"] != "model"]
+
+
 def _no_dropdown(boards: list[Board]) -> None:
     _board(boards, "inferwatch-gpu-host")["links"][0]["includeVars"] = False
 
@@ -208,7 +219,16 @@ BROKEN: dict[str, tuple[set[str], Mutation]] = {
         _set_board("inferwatch-engine", lambda b: b.update(uid="inferwatch-overview")),
     ),
     "linked panel renumbered": ({"alert-links"}, _move_linked_panel),
+    "linked dashboard retitled": ({"alert-links"}, _retitle),
+    "linked dashboard loses a variable": ({"alert-links", "variables"}, _drop_variable),
 }
+
+
+def test_every_alert_of_the_spec_carries_links_the_linter_reads() -> None:
+    """The facts are the committed dashboard_url annotations and runbook links, all of them."""
+    urls = alert_dashboard_urls()
+    assert set(urls) == SPEC_ALERTS
+    assert all(len(found) >= 2 and "" not in found for found in urls.values()), urls
 
 
 def test_every_rule_has_a_broken_dashboard() -> None:

@@ -1,8 +1,9 @@
 """Every panel query against a real Prometheus that scraped the real service under load.
 
 The service runs in-process (tests/support/service.py `serve()`: the real app and engine on
-loopback) and serves a short load of all three priorities, and one refusal per priority (an
-over-long request). Prometheus 2.42 (the Debian package) scrapes it every
+loopback) and serves a short load of all three priorities, one refusal per priority (an
+over-long request) and an unknown model (404), one of each before the load too, so that the
+HTTP-status panel has an increase to show. Prometheus 2.42 (the Debian package) scrapes it every
 second, stores exemplars, and evaluates the generated recording rules rendered from the spec at
 a 1 s interval; the rate window is the spec's, so every recorded name is the one the dashboards
 read (checked): only the clock is faster, and the baseline looks 20 s back instead of an hour.
@@ -112,6 +113,15 @@ def _send_load(base_url: str, model: str) -> None:
             async def post(body: dict[str, Any]) -> int:
                 return (await client.post("/v1/completions", json=body)).status_code
 
+            # A refusal and a 404 first, so their inferwatch_http_responses_total series are
+            # scraped before the ones after the load: rate() needs an increase to see.
+            unknown = {"model": "no-such-model", "prompt": "x", "max_tokens": 1}
+            assert await post(unknown) == 404
+            # Longer than any context, whatever cap a degradation level puts on max_tokens.
+            long_prompt = "too long " * 1500
+            too_long = {"model": model, "prompt": long_prompt, "max_tokens": 10**6}
+            assert 400 <= await post(too_long) < 600
+
             async def worker() -> None:
                 # Adaptive admission may refuse some of a burst (429/503): those are refusals
                 # the dashboards show too; the load goes on until enough were served.
@@ -127,9 +137,10 @@ def _send_load(base_url: str, model: str) -> None:
             await asyncio.gather(*(worker() for _ in range(8)))
             assert served >= needed, f"{served} of {sent} served"
             for priority in priorities:  # prompt_too_long, or the admission gate's limit first
-                too_long = {"model": model, "prompt": "too long", "max_tokens": 10**6,
+                too_long = {"model": model, "prompt": long_prompt, "max_tokens": 10**6,
                             "priority": priority}  # fmt: skip
                 assert 400 <= await post(too_long) < 600
+            assert await post(unknown) == 404
 
     asyncio.run(run())
 

@@ -9,8 +9,12 @@ time) and the overload: `--load` x capacity, 20% premium / 50% standard / 30% ba
 arrivals for `--seconds`, no client retries (so TTFT is each request's own). Goodput counts
 requests that met their class's SLO (inferwatch bench's defaults: premium TTFT 1 s, standard
 3 s, batch 30 s). Printed: per-priority p50/p99 TTFT and goodput for both, the controller's
-refusals by reason and level, premium p99 under overload against its unloaded p99, and last
-`premium_p99_ttft_ratio=<on/off>` then `goodput_ratio=<on/off>`.
+refusals by reason and level, where premium's time to first token went (means: what the
+client saw, the server's own TTFT from the request's arrival, and its wait in the engine's
+queue; client minus server is HTTP, tokenisation and delivery, server minus queue is the step
+that prefilled it), premium p99 under overload against its unloaded p99 on the same server
+(`premium_overload_p99_vs_unloaded=`), and last `premium_p99_ttft_ratio=<on/off>` then
+`goodput_ratio=<on/off>`.
 
     python -m benchmarks.overload [--seconds 60] [--load 3] [--max-tokens 32]
 """
@@ -22,6 +26,7 @@ import asyncio
 from typing import Any
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 from benchmarks.serving import serve
 from benchmarks.soak import server_counts
@@ -48,14 +53,47 @@ def _p99_ttft(results: list[Result], priority: str) -> float | None:
     return percentile([r.ttft for r in results if r.ok and r.priority == priority and r.ttft], 99)
 
 
-def _probe(target: Target, args: argparse.Namespace) -> float | None:
-    """Premium alone, one at a time: its unloaded p99 TTFT."""
+# The server's premium histograms that split its time to first token.
+SPLIT = ("inferwatch_time_to_first_token_seconds", "inferwatch_queue_wait_seconds")
+
+
+def _premium_sums(base_url: str) -> dict[str, tuple[float, float]]:
+    """(sum, count) of each of SPLIT for premium, as the server has them now."""
+    text = httpx.get(base_url + "/metrics", timeout=30).text
+    out = {family: (0.0, 0.0) for family in SPLIT}
+    for metric in text_string_to_metric_families(text):
+        for sample in metric.samples:
+            family = sample.name.removesuffix("_sum").removesuffix("_count")
+            if family not in out or sample.labels.get("priority") != "premium":
+                continue
+            total, count = out[family]
+            if sample.name.endswith("_sum"):
+                out[family] = (total + sample.value, count)
+            elif sample.name.endswith("_count"):
+                out[family] = (total, count + sample.value)
+    return out
+
+
+def _split(base_url: str, before: dict[str, tuple[float, float]], results: list[Result]) -> str:
+    """Premium's mean TTFT as the client saw it, the server's, and its engine queue wait."""
+    after = _premium_sums(base_url)
+    means = []
+    for family in SPLIT:
+        total, count = (a - b for a, b in zip(after[family], before[family], strict=True))
+        means.append(total / count if count else None)
+    client = [r.ttft for r in results if r.ok and r.priority == "premium" and r.ttft]
+    mean = sum(client) / len(client) if client else None
+    return f"client={_ms(mean)} server={_ms(means[0])} engine_queue={_ms(means[1])}"
+
+
+def _probe(target: Target, args: argparse.Namespace) -> tuple[float | None, list[Result]]:
+    """Premium alone, one at a time: its unloaded p99 TTFT (and the results)."""
     workload = Workload(
         mix={"premium": 1.0}, max_tokens=args.max_tokens, concurrency=1,
         duration=args.probe_seconds, seed=7,
     )  # fmt: skip
     results, _ = asyncio.run(run(target, workload))
-    return _p99_ttft(results, "premium")
+    return _p99_ttft(results, "premium"), results
 
 
 def _overload(target: Target, rate: float, args: argparse.Namespace) -> dict[str, Any]:
@@ -79,10 +117,14 @@ def _mode(mode: str, rate: float | None, args: argparse.Namespace) -> dict[str, 
             results, seconds = asyncio.run(run(target, probe))
             out["capacity"] = sum(r.ok for r in results) / seconds
             rate = args.load * out["capacity"]
-        out["unloaded_p99"] = _probe(target, args)
+        sums = _premium_sums(served.base_url)
+        out["unloaded_p99"], probed = _probe(target, args)
+        out["unloaded_split"] = _split(served.base_url, sums, probed)
+        sums = _premium_sums(served.base_url)
         before = server_counts(served.base_url, "inferwatch_request_rejections_total", "reason")
         out.update(_overload(target, rate, args))
         after = server_counts(served.base_url, "inferwatch_request_rejections_total", "reason")
+        out["overload_split"] = _split(served.base_url, sums, out["results"])
         out["reasons"] = after - before
         out["rate"] = rate
         out["levels"] = server_counts(
@@ -108,6 +150,8 @@ def _lines(name: str, run_: dict[str, Any]) -> list[str]:
             f"goodput={c['goodput']:.2f}/s"
         )
     lines.append(f"[{name}] goodput={summary['total']['goodput']:.2f}/s")
+    lines.append(f"[{name}] premium_ttft_mean_ms unloaded: {run_['unloaded_split']}")
+    lines.append(f"[{name}] premium_ttft_mean_ms overload: {run_['overload_split']}")
     return lines
 
 

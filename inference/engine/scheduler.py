@@ -1,15 +1,32 @@
-"""Continuous batching with priority classes, a token budget and preemption by recomputation."""
+"""Continuous batching with priority classes, a token budget and preemption by recomputation.
+
+Priority is more than the order of the waiting queue: a request's time to first token is the
+rest of the step already running when it arrives plus the step that prefills it, so while a
+more important class has work in the engine, the classes below it prefill in small chunks
+(`LOWER_PREFILL_SHARE` of the step's budget, in total) and leave the last quarter of the running
+slots (`RESERVED_SLOT_SHARE`) free: a premium request then finds a free slot and a short step
+instead of a long prefill of batch work, and no batch sequence is preempted (and recomputed) to
+make room for it. With no more important work present, a class gets the whole engine.
+"""
 
 from __future__ import annotations
 
 import bisect
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from inference.backend import Priority
 
 from .block_manager import BlockManager
 from .sequence import Sequence, SequenceStatus
+
+# While a more important class has work, the prefill tokens per step of all the classes below
+# it together: 1/32 of the budget (64 of 2048), at least one block. Their prompts still go in,
+# a chunk a step, but no step they share with premium work is long.
+LOWER_PREFILL_SHARE = 1 / 32
+# While a more important class has work, the classes below it leave this share of the running
+# slots free (4 of 16; none below 4 slots), so its next request finds room without preempting.
+RESERVED_SLOT_SHARE = 1 / 4
 
 
 @dataclass
@@ -18,15 +35,55 @@ class ScheduledSeq:
     num_tokens: int  # tokens computed this step: 1 for decode, a chunk for (re)prefill
 
 
+@dataclass
+class StepBudget:
+    """One step's token budget, and the part of it that prefills of the classes below `top`
+    (the most important class with work) may still take together."""
+
+    tokens: int
+    lower: int
+    top: int | None
+    charged: set[str] = field(default_factory=set)  # request ids that took of `lower`
+
+    def _lower_prefill(self, seq: Sequence) -> bool:
+        """A prefill or recomputation (not a decode) of a class below `top`."""
+        lower = self.top is not None and seq.priority.rank > self.top
+        return lower and seq.num_uncomputed_tokens > 1
+
+    def chunk(self, seq: Sequence, uncomputed: int) -> int:
+        """Tokens `seq` may compute this step (0: none, its class's share is spent)."""
+        n = min(uncomputed, self.tokens)
+        return min(n, self.lower) if self._lower_prefill(seq) else n
+
+    def spend(self, seq: Sequence, n: int) -> None:
+        self.tokens -= n
+        if self._lower_prefill(seq):
+            self.lower -= n
+            self.charged.add(seq.request_id)
+
+    def refund(self, seq: Sequence, n: int) -> None:
+        self.tokens += n
+        if seq.request_id in self.charged:
+            self.lower += n
+            self.charged.discard(seq.request_id)
+
+
 class Scheduler:
     """Each step: grow running sequences (most important first, preempting the least important
     when blocks run out), then admit waiting ones in priority/arrival order within the token
-    budget; a waiting sequence that finds no room may preempt running ones of a lower class."""
+    budget; a waiting sequence that finds no room may preempt running ones of a lower class.
+    Classes below the most important one with work share a small prefill budget and leave
+    reserved slots free (the module's docstring says why)."""
 
     def __init__(self, block_manager: BlockManager, max_num_seqs: int, max_batched_tokens: int):
         self.blocks = block_manager
         self.max_num_seqs = max_num_seqs
         self.max_batched_tokens = max_batched_tokens
+        self.lower_prefill_tokens = max(
+            block_manager.block_size, int(max_batched_tokens * LOWER_PREFILL_SHARE)
+        )
+        self.lower_slots = max_num_seqs - int(max_num_seqs * RESERVED_SLOT_SHARE)
+        self.last_step = StepBudget(max_batched_tokens, self.lower_prefill_tokens, None)
         self.waiting: dict[Priority, list[Sequence]] = {p: [] for p in Priority}
         self.running: list[Sequence] = []
         self.preemptions: dict[Priority, int] = {p: 0 for p in Priority}
@@ -63,15 +120,26 @@ class Scheduler:
         self.blocks.free(seq)
         seq.status = SequenceStatus.FINISHED
 
+    def top_rank(self) -> int | None:
+        """Rank of the most important class with work in the engine (None: no work)."""
+        ranks = [p.rank for p, q in self.waiting.items() if q]
+        ranks += [s.priority.rank for s in self.running]
+        return min(ranks, default=None)
+
     def schedule(self) -> list[ScheduledSeq]:
-        budget = self.max_batched_tokens
+        budget = StepBudget(self.max_batched_tokens, self.lower_prefill_tokens, self.top_rank())
+        self.last_step = budget  # what was left of it, for tests and debugging
         batch: list[ScheduledSeq] = []
         queue = sorted(self.running, key=lambda s: s.sort_key)
         running: list[Sequence] = []
+        deferred: list[Sequence] = []  # lower-class prefills past this step's share
         preempted = False
-        while queue and budget > 0:
+        while queue and budget.tokens > 0:
             seq = queue.pop(0)
-            n = min(seq.num_uncomputed_tokens, budget)
+            n = budget.chunk(seq, seq.num_uncomputed_tokens)
+            if n == 0:
+                deferred.append(seq)
+                continue
             while not self.blocks.can_grow(seq, seq.num_computed_tokens + n):
                 victim = queue.pop() if queue else seq  # lowest priority, latest arrival
                 self._preempt(victim)
@@ -82,31 +150,42 @@ class Scheduler:
                 self.blocks.grow(seq, seq.num_computed_tokens + n)
                 batch.append(ScheduledSeq(seq, n))
                 running.append(seq)
-                budget -= n
-        self.running = running + queue  # the rest of `queue` waits for budget, keeping blocks
+                budget.spend(seq, n)
+        # The rest of `queue` waits for budget, keeping its blocks, as do deferred prefills.
+        self.running = running + deferred + queue
         if not preempted:  # no room was found for running work: admitting more would thrash
-            budget = self._admit(batch, budget)
+            self._admit(batch, budget)
         return batch
 
-    def _admit(self, batch: list[ScheduledSeq], budget: int) -> int:
+    def _slots(self, seq: Sequence, top: int | None) -> int:
+        """Running slots `seq` may find taken and still be admitted: all of them for the most
+        important class with work, the unreserved ones for the classes below it."""
+        if top is None or seq.priority.rank <= top:
+            return self.max_num_seqs
+        return self.lower_slots
+
+    def _admit(self, batch: list[ScheduledSeq], budget: StepBudget) -> None:
         for priority in Priority:
             queue = self.waiting[priority]
-            while queue and budget > 0:
+            while queue and budget.tokens > 0:
                 seq = queue[0]
                 hits = self.blocks.match_prefix(seq.token_ids, seq.tenant)
                 cached = len(hits) * self.blocks.block_size
-                n = min(len(seq.token_ids) - cached, budget)
+                n = budget.chunk(seq, len(seq.token_ids) - cached)
+                if n == 0:
+                    return  # the lower classes' share is spent, and the rest are lower yet
                 new_blocks = self.blocks.blocks_for(cached + n) - len(hits)
-                full = len(self.running) >= self.max_num_seqs
+                full = len(self.running) >= self._slots(seq, budget.top)
                 if full or not self.blocks.can_admit(hits, new_blocks):
                     victim = self._victim_for(seq, 1 if full else new_blocks)
                     if victim is None:
-                        return 0  # strict priority: nobody behind may jump ahead
-                    budget += self._unschedule(victim, batch)
+                        return  # strict priority: nobody behind may jump ahead
+                    self._unschedule(victim, batch, budget)
                     self.running.remove(victim)
                     self._preempt(victim)
                     continue
                 queue.pop(0)
+                budget.spend(seq, n)
                 self.blocks.admit(seq, hits)
                 self.blocks.grow(seq, cached + n)
                 seq.status = SequenceStatus.RUNNING
@@ -114,8 +193,6 @@ class Scheduler:
                     seq.times.first_scheduled = time.monotonic()
                 self.running.append(seq)
                 batch.append(ScheduledSeq(seq, n))
-                budget -= n
-        return budget
 
     def _victim_for(self, seq: Sequence, blocks_needed: int) -> Sequence | None:
         """The least important running sequence of a strictly lower class than `seq`, if
@@ -127,13 +204,13 @@ class Scheduler:
         return max(lower, key=lambda s: s.sort_key)
 
     @staticmethod
-    def _unschedule(seq: Sequence, batch: list[ScheduledSeq]) -> int:
-        """Drop `seq` from this step's batch; returns the budget it had taken."""
+    def _unschedule(seq: Sequence, batch: list[ScheduledSeq], budget: StepBudget) -> None:
+        """Drop `seq` from this step's batch and give back the budget it had taken."""
         for i, item in enumerate(batch):
             if item.seq is seq:
                 del batch[i]
-                return item.num_tokens
-        return 0
+                budget.refund(seq, item.num_tokens)
+                return
 
     def _preempt(self, seq: Sequence) -> None:
         """Free the blocks; the sequence waits again at its original arrival and is

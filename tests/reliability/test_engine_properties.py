@@ -140,11 +140,18 @@ class EngineBookkeeping(RuleBasedStateMachine):
         assert len(self.scheduler.running) <= self.scheduler.max_num_seqs
         # Admission is strict priority, FIFO within a class: those admitted are a prefix of
         # the waiting order, and the first one left waiting did not fit (or preemption ran).
+        # Below the most important class with work, "fits" means within the lower classes'
+        # prefill share of the step and their unreserved slots.
         admitted = [s.status is SequenceStatus.RUNNING for s in order]
         assert admitted == sorted(admitted, reverse=True), "a later request jumped ahead"
         left = [s for s in order if s.status is SequenceStatus.WAITING]
         room = self.scheduler.max_batched_tokens - used
-        free_slot = len(self.scheduler.running) < self.scheduler.max_num_seqs
+        slots = self.scheduler.max_num_seqs
+        step = self.scheduler.last_step
+        assert 0 <= step.lower <= self.scheduler.lower_prefill_tokens
+        if left and step.top is not None and left[0].priority.rank > step.top:
+            room, slots = min(room, step.lower), self.scheduler.lower_slots
+        free_slot = len(self.scheduler.running) < slots
         if left and not preempted and room > 0 and free_slot:
             head = left[0]
             hits = self.blocks.match_prefix(head.token_ids, head.tenant)

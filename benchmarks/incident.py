@@ -42,7 +42,8 @@ def main(argv: list[str] | None = None) -> int:
                 [str(INFERWATCH), "report", "--prometheus", loop.prometheus,
                  "--from", f"{start:.0f}", "--to", f"{end:.0f}",
                  "--rate-window", str(scenario.FAST.rate_window),
-                 "--title", "inferwatch: steady load, 10x overload, recovery (tiny model, CPU)",
+                 "--title", "inferwatch: steady load, 10x overload, recovery "
+                 "(python -m benchmarks.incident; tiny model on a 2-core CPU)",
                  "-o", str(args.output)],
                 check=False,
             )  # fmt: skip

@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
+from torch.ao.nn.quantized.dynamic import Linear as DynamicQuantizedLinear
 
 from inference.engine import EngineConfig, build_engine
 from inferwatch.commands import engine as engine_command
@@ -174,3 +176,19 @@ def test_model_and_model_path_together_are_refused(tmp_path: Path) -> None:
         ValueError, match="int8 quantization runs on --device cpu with --dtype float32"
     ):
         build_engine(quantized)
+
+
+async def test_int8_quantizes_all_linear_layers_but_down_proj_and_the_lm_head() -> None:
+    engine = build_engine(EngineConfig(model="tiny", quantization="int8", num_kv_blocks=16))
+    # The engine's own model, after loading: layer kinds by their last name.
+    layers = [(n.rsplit(".", 1)[-1], m) for n, m in engine._runner.model.named_modules()]
+    float32 = sorted({n for n, m in layers if type(m) is torch.nn.Linear})
+    int8 = {n for n, m in layers if isinstance(m, DynamicQuantizedLinear)}
+    assert float32 == ["down_proj", "lm_head"]
+    assert int8 == {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj"}
+    await engine.start()
+    try:
+        [result] = await run_all(engine, [make_request("q", list(range(1, 9)), max_tokens=4)])
+    finally:
+        await engine.stop()
+    assert len(result.tokens) == 4

@@ -192,7 +192,10 @@ def steady(loop: Loop) -> None:
         for rule in baseline_rules(SPEC, FAST)
         if rule.signal.alert in QUANTILE_ALERTS
     ]
-    present = lambda: [n for n in wanted if loop.query(f"count({n})")]  # noqa: E731
+
+    def present() -> list[str]:
+        return [name for name in wanted if loop.query(f"count({name})")]
+
     _until("baseline", lambda: present() == wanted, 240, present)
     loop.say(f"steady: baselines exist after {time.time() - loop.marks['steady']:.0f} s")
 
@@ -221,7 +224,10 @@ def overload(loop: Loop) -> None:
     the service, the level is up and batch is refused while premium is served."""
     loop.marks["overload"] = time.time()
     loop.load.set(*OVERLOAD)
-    firing = lambda: _baseline_alerts(loop, "firing")  # noqa: E731
+
+    def firing() -> list[dict[str, Any]]:
+        return _baseline_alerts(loop, "firing")
+
     _until("baseline alert firing", lambda: bool(firing()), 180, loop.alerts)
     loop.facts["firing"] = sorted({a["labels"]["alertname"] for a in firing()})
     loop.say(f"overload: firing {loop.facts['firing']}")

@@ -82,3 +82,14 @@ def test_without_prometheus_or_alertmanager_it_says_so(
     assert [p.name for p in parts] == ["service", "exporter"]
     assert any(line.startswith("prometheus: not found") for line in said)
     assert any(line.startswith("alertmanager: not found") for line in said)
+
+
+def test_a_runner_may_hand_in_its_own_rule_files(tmp_path: Path) -> None:
+    """The end-to-end test's faster copy of the rules replaces the committed files."""
+    if shutil.which("prometheus") is None:
+        pytest.skip("needs the prometheus binary")
+    rules = [tmp_path / "fast.rules.yml"]
+    config = StackConfig(run_dir=tmp_path, rule_files=rules)
+    Stack(config, say=lambda _: None).prepare()
+    rendered = yaml.safe_load((tmp_path / "prometheus.yml").read_text())
+    assert rendered["rule_files"] == [str(rules[0])]

@@ -20,7 +20,7 @@ from alerts.baseline import baseline_rules
 from alerts.spec import SPEC
 from dashboards.datasources import TRACE_ID_LABEL
 from tests.e2e import scenario
-from tests.e2e.dashboards import empty_queries, exemplar_queries
+from tests.e2e.board_queries import empty_queries, exemplar_queries
 from tests.e2e.scenario import BASELINE_SUFFIX, FAST, Loop
 from tests.support.waiting import wait_until
 

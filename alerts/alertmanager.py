@@ -1,5 +1,8 @@
 """Render the Alertmanager 0.25 routing tree, receivers and inhibitions.
 
+The service webhook hears every alert with an `action` label and the Watchdog; the pager, the
+tickets and the dead-man's switch hear the rest by severity.
+
 Where notifications go (URLs, the webhook's bearer-token file) is deployment data and comes from
 a values file (alerts/values.py); who gets what (the tree) is policy and lives here.
 """
@@ -37,6 +40,19 @@ def config(values: Values) -> dict[str, Any]:
                 {
                     # The dead-man's switch expects a steady heartbeat; it pages on silence.
                     "receiver": "deadmans-switch",
+                    "matchers": [f'alertname="{WATCHDOG}"'],
+                    "group_wait": "0s",
+                    "group_interval": "1m",
+                    "repeat_interval": "1m",
+                    "continue": True,
+                },
+                {
+                    # The same heartbeat for the degradation controller: when notifications
+                    # stop while the Watchdog is silent too, the pipeline broke (not the
+                    # breach), and the controller freezes its level instead of relaxing it
+                    # (inference/admission/notifications.py). Every minute, well inside the
+                    # controller's 11-minute Watchdog timeout; resolved when Prometheus dies.
+                    "receiver": "service-webhook",
                     "matchers": [f'alertname="{WATCHDOG}"'],
                     "group_wait": "0s",
                     "group_interval": "1m",

@@ -15,10 +15,26 @@ OUTCOMES = ("completed", "rejected", "failed", "cancelled")
 # Served requests: the engine ran them to an end it chose. Refusals never reached it and a
 # cancellation is the client's end, so neither is in a served population.
 SERVED = ("completed", "failed")
-# The refusal reasons the rules name or replay (the catalog may have more).
-SERVER_REFUSALS = ("queue_full", "shed", "circuit_open")  # the service's doing: burn the SLO
-CLIENT_REFUSALS = ("rate_limited", "prompt_too_long")  # the client's doing: do not
+# Every refusal reason the service gives (the catalog's REJECTION_REASONS, each in one place;
+# tests/alerts/test_exposition.py checks). The service's doing burns the availability SLO: no
+# capacity (queue_full, concurrency_limit), the controller's shedding, the breaker, a class
+# deadline the service did not meet, a replica going away. The client's doing does not: a key
+# over its own rate, a prompt that can never fit, a missing key, a priority the key may not use.
+SERVER_REFUSALS = (
+    "queue_full", "shed", "circuit_open", "concurrency_limit", "deadline_exceeded",
+    "shutting_down",
+)  # fmt: skip
+CLIENT_REFUSALS = ("rate_limited", "prompt_too_long", "invalid_api_key", "priority_not_allowed")
 REFUSAL_REASONS = (*SERVER_REFUSALS, *CLIENT_REFUSALS)
+# What the synthetic raw series replay: the original five. A reason no case refuses for is a
+# zero series, which changes no sum, only promtool's running time.
+REPLAYED_REFUSALS = ("queue_full", "shed", "circuit_open", "rate_limited", "prompt_too_long")
+# inferwatch_http_responses_total: 5xx answers for requests the engine never saw, so neither
+# inferwatch_requests_total nor the rejections count them (the backend not running, a server
+# bug, an HTTP error before the app). Refusals and generation_failed/shutdown answers are
+# counted there already and are left out here, so nothing is counted twice.
+HTTP_RESPONSES = "inferwatch_http_responses_total"
+PRE_ENGINE_FAILURES = ("engine_unavailable", "internal", "http_error")
 SCRAPE_INTERVAL_S = 15  # deploy/topology.py: what the realistic promtool cases sample at
 
 # Each decade holds 1, 1.4, 2, 2.8, 4, 5.6, 8 (steps of at most 1.43, about sqrt(2)); the lowest

@@ -12,6 +12,7 @@ from typing import Any
 
 from alerts.annotations import Links
 from alerts.baseline import ON, BaselineRule, traffic_record
+from alerts.exposition import HTTP_RESPONSES, REJECTIONS
 from alerts.promql_text import duration
 from alerts.promtool_format import (
     alert_test,
@@ -176,12 +177,26 @@ def slo_tests(spec: Spec, links: Links | str) -> str:
             expected_alert(_rule(rules, BURN_ALERT, slo=slo, long_window=w), svc) for w in longs
         ]
 
-    def availability(name: str, phases: list[tuple[int, float]], at: int, fired: list[str]):
+    # Where the bad requests are counted: failures, a refusal by reason, or a 5xx answer the
+    # HTTP layer gave before the engine (no model label: the instance's model is joined).
+    failed = (REQUESTS, {**base, "outcome": "failed"})
+    http = {"instance": base["instance"], "job": SERVICE_JOB, "route": "/v1/completions"}
+
+    def refused(reason: str) -> tuple[str, dict[str, str]]:
+        return (REJECTIONS, {**base, "reason": reason})
+
+    def availability(
+        name: str,
+        phases: list[tuple[int, float]],
+        at: int,
+        fired: list[str],
+        bad: tuple[str, dict[str, str]] = failed,
+    ) -> dict[str, Any]:
         n = 10000  # requests per minute
         good = [(m, n - bad) for m, bad in phases]
         series = [
             _counter(REQUESTS, {**base, "outcome": "completed"}, good),
-            _counter(REQUESTS, {**base, "outcome": "failed"}, phases),
+            _counter(*bad, phases),
         ]
         return {
             "name": name,
@@ -203,6 +218,21 @@ def slo_tests(spec: Spec, links: Links | str) -> str:
                      ["6h", "3d"]),
         availability("0.2% errors (2x): only the 3d ticket", [(15, 20)], 600, ["3d"]),
         availability("0.05% errors (0.5x): nothing", [(15, 5)], 600, []),
+        availability("2% refused at the concurrency limit (20x): the service's doing, pages",
+                     [(15, 200)], 600, ["1h", "6h", "3d"], refused("concurrency_limit")),
+        availability("2% cut at their class deadline (20x): pages", [(15, 200)], 600,
+                     ["1h", "6h", "3d"], refused("deadline_exceeded")),
+        availability("20% over their key's rate: the client's doing, nothing", [(15, 2000)],
+                     600, [], refused("rate_limited")),
+        availability("20% without a valid API key: the client's doing, nothing", [(15, 2000)],
+                     600, [], refused("invalid_api_key")),
+        availability("2% answered 503 before the engine (engine_unavailable, no model label): "
+                     "pages", [(15, 200)], 600, ["1h", "6h", "3d"],
+                     (HTTP_RESPONSES, {**http, "status_class": "5xx",
+                                       "reason": "engine_unavailable"})),
+        availability("20% answered 429 (rate limit) as HTTP counts it: no pre-engine failure",
+                     [(15, 2000)], 600, [],
+                     (HTTP_RESPONSES, {**http, "status_class": "4xx", "reason": "rate_limited"})),
         availability(
             "errors stopped 10 minutes ago: the 5m window resets the 1h page", [(70, 200), (10, 0)],
             80 * 60, ["6h", "3d"],

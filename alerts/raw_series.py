@@ -26,8 +26,8 @@ from alerts.exposition import (
     OUTCOMES,
     QUEUE_DEPTH,
     QUEUE_WAIT,
-    REFUSAL_REASONS,
     REJECTIONS,
+    REPLAYED_REFUSALS,
     REQUESTS,
     TTFT,
 )
@@ -139,7 +139,7 @@ def _keys(traffic: Traffic, replica: Replica) -> list[tuple[str, Labels]]:
     """Every series of one replica, in the order `_amounts` fills them."""
     keys = []
     for priority, _ in traffic.split:
-        keys += [(REJECTIONS, _labels(replica, priority, ("reason", r))) for r in REFUSAL_REASONS]
+        keys += [(REJECTIONS, _labels(replica, priority, ("reason", r))) for r in REPLAYED_REFUSALS]
         keys += [(REQUESTS, _labels(replica, priority, ("outcome", o))) for o in OUTCOMES]
         for family in traffic.families:
             keys += [
@@ -163,7 +163,7 @@ def _amounts(traffic: Traffic, load: Load, failures: int) -> list[float]:
     failed_by = whole(min(served_total, round(served_total * load.failed) + failures), served_by)
     for i in range(len(traffic.split)):
         served, cancelled, failed = served_by[i], cancelled_by[i], failed_by[i]
-        by_reason = [refused[r][i] if r in refused else 0 for r in REFUSAL_REASONS]
+        by_reason = [refused[r][i] if r in refused else 0 for r in REPLAYED_REFUSALS]
         outcomes = {
             "completed": served - failed,
             "failed": failed,

@@ -210,6 +210,9 @@ RUNBOOKS: dict[str, Runbook] = {
         meaning="Always firing. It goes to the dead-man's switch, which pages when it stops "
         "hearing it: Prometheus, Alertmanager or the network between them is broken.",
         first_checks=("Nothing to do while it fires; it must never be silenced.",),
-        automation="None.",
+        automation="It reaches the service webhook every minute too: when the other alerts' "
+        "notifications stop while the Watchdog is silent as well, the degradation controller "
+        "keeps its level frozen instead of relaxing it (the pipeline broke, not the breach); "
+        "`GET /admin/degradation` shows `watchdog: heard | silent | never heard`.",
     ),
 }

@@ -119,7 +119,7 @@ def render_runbooks(spec: Spec, grafana_url: str = DEFAULT_GRAFANA_URL) -> str:
         "(severity critical). Actions: `shed_low_priority` (reject batch, then standard), "
         "`cap_tokens` (cap max_tokens before rejecting anyone), `tighten_concurrency` (lower "
         "the in-flight limit). Routing: critical -> pager, warning -> tickets, any `action` -> "
-        "the service webhook as well, Watchdog -> dead-man's switch.",
+        "the service webhook as well, Watchdog -> dead-man's switch and the service webhook.",
         "",
         DETECTION_DELAY.format(
             consecutive=spec.consecutive,

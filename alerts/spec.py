@@ -12,7 +12,9 @@ from __future__ import annotations
 
 from alerts.exposition import (
     DURATION,
+    HTTP_RESPONSES,
     INTER_TOKEN,
+    PRE_ENGINE_FAILURES,
     QUEUE_DEPTH,
     QUEUE_WAIT,
     REJECTIONS,
@@ -124,6 +126,14 @@ def baselines(
 
 _SLO_BY = ", ".join(PER_SERVICE_MODEL)
 _REFUSED = selector(REJECTIONS, ("reason", SERVER_REFUSALS))
+_PRE_ENGINE = f'{HTTP_RESPONSES}{{status_class="5xx", reason=~"{"|".join(PRE_ENGINE_FAILURES)}"}}'
+# The HTTP counter has no model label: a process serves one model, so each instance's failures
+# are its model's (joined from the requests counter; an instance with several models would
+# count them for each, erring towards the page).
+_PRE_ENGINE_BY_MODEL = (
+    f"(sum by (instance, job) ({{fn}}({_PRE_ENGINE}[{{window}}])) * on(instance, job) "
+    f"group_right() group by (instance, job, model) ({REQUESTS}))"
+)
 SLOS = (
     SLO(
         name="availability",
@@ -131,18 +141,20 @@ SLOS = (
         record_op="unavailable_ratio",
         objective=0.999,
         budget=0.001,
-        # Server-caused refusals hurt users as much as failures; per-key rate limits and
-        # oversized prompts are the client's doing and are in neither part, nor are
-        # cancellations: the population is what the service served or chose to refuse.
+        # Server-caused refusals hurt users as much as failures, and so do 5xx answers for
+        # requests the engine never saw; per-key rate limits, oversized prompts and keys or
+        # priorities the client may not use are the client's doing and are in neither part,
+        # nor are cancellations: the population is what the service served, chose to refuse,
+        # or failed to hand to the engine (alerts/exposition.py, docs/alerting.md).
         bad=(
             f'sum by ({_SLO_BY}) ({{fn}}({REQUESTS}{{outcome="failed"}}[{{window}}])'
-            f" or {{fn}}({_REFUSED}[{{window}}]))"
+            f" or {{fn}}({_REFUSED}[{{window}}]) or {_PRE_ENGINE_BY_MODEL})"
         ),
         total=(
             f"sum by ({_SLO_BY}) ({{fn}}({selector(REQUESTS, ('outcome', SERVED))}[{{window}}])"
-            f" or {{fn}}({_REFUSED}[{{window}}]))"
+            f" or {{fn}}({_REFUSED}[{{window}}]) or {_PRE_ENGINE_BY_MODEL})"
         ),
-        what="requests failed or refused by the service",
+        what="requests failed, refused by the service, or answered 5xx before the engine",
     ),
     SLO(
         name="ttft",

@@ -96,7 +96,8 @@ def test_amtool_check_config() -> None:
         (["severity=critical", "alertname=InferwatchServiceDown"], "pager"),
         (["severity=warning", "alertname=InferwatchHostCPUHigh"], "tickets"),
         (["severity=info", "alertname=Anything"], "blackhole"),
-        (["severity=none", "alertname=InferwatchWatchdog"], "deadmans-switch"),
+        # The controller hears the Watchdog too, to tell a broken pipeline from a resolved alert.
+        (["severity=none", "alertname=InferwatchWatchdog"], "deadmans-switch,service-webhook"),
         (
             ["severity=warning", "action=shed_low_priority", "alertname=InferwatchGPUSaturated"],
             "service-webhook,tickets",

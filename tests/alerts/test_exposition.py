@@ -20,6 +20,7 @@ from alerts.guards import INTER_TOKEN_P99
 from alerts.sli import HistogramQuantile
 from alerts.spec import SPEC, THRESHOLDS
 from deploy import topology
+from inference.admission import refusals
 from inference.telemetry import catalog
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,13 +36,38 @@ def test_the_mirror_matches_the_catalog() -> None:
     assert exposition.PRIORITIES == catalog.PRIORITIES
     assert exposition.OUTCOMES == catalog.OUTCOMES
     assert set(exposition.SERVED) < set(catalog.OUTCOMES)
-    assert set(exposition.REFUSAL_REASONS) <= set(catalog.REJECTION_REASONS)
+    assert set(exposition.REPLAYED_REFUSALS) <= set(exposition.REFUSAL_REASONS)
     assert exposition.SCRAPE_INTERVAL_S == topology.SCRAPE_INTERVAL_SECONDS
     assert set(exposition.HISTOGRAM_BUCKETS) == set(FAMILIES)
     for name, layout in exposition.HISTOGRAM_BUCKETS.items():
         assert layout == FAMILIES[name].buckets, name
-    for name in (exposition.REQUESTS, exposition.REJECTIONS, exposition.QUEUE_DEPTH):
+    for name in (exposition.REQUESTS, exposition.REJECTIONS, exposition.QUEUE_DEPTH,
+                 exposition.HTTP_RESPONSES):  # fmt: skip
         assert name in catalog.metric_names()
+
+
+def test_every_refusal_reason_has_its_one_place_in_the_availability_slo() -> None:
+    """Each reason the service gives is the service's doing (it burns the budget) or the
+    client's (it does not), never both, never neither: a new reason fails here first."""
+    server, client = set(exposition.SERVER_REFUSALS), set(exposition.CLIENT_REFUSALS)
+    assert not server & client
+    assert server | client == set(catalog.REJECTION_REASONS)
+    assert set(refusals.REASONS) <= server | client  # admission's own
+    availability = next(slo for slo in SPEC.slos if slo.name == "availability")
+    for reason in server:
+        assert reason in availability.bad and reason in availability.total, reason
+    for reason in client:
+        assert reason not in availability.total, reason
+
+
+def test_pre_engine_failures_are_5xx_answers_nothing_else_counts() -> None:
+    """The HTTP answers the availability SLO adds are ones the requests and rejections
+    counters never see: not a refusal, not a failed generation (already outcome=failed)."""
+    pre_engine = set(exposition.PRE_ENGINE_FAILURES)
+    assert pre_engine <= set(catalog.RESPONSE_REASONS)
+    assert not pre_engine & set(catalog.REJECTION_REASONS)
+    assert not pre_engine & {"generation_failed", "shutdown", "ok"}
+    assert "5xx" in catalog.STATUS_CLASSES
 
 
 @pytest.mark.parametrize("name", sorted(FAMILIES))

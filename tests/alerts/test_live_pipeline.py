@@ -252,6 +252,14 @@ def test_action_alert_reaches_the_service_webhook_with_the_bearer_token(
     assert f"&var-job={SERVICE_JOB}" in alert["annotations"]["dashboard_url"]
     _wait_for("Watchdog at the dead-man's switch",
               lambda: receiver.find("/deadman", "InferwatchWatchdog"), 20)  # fmt: skip
+    # The controller hears the Watchdog too (with the token), so it can tell a broken
+    # pipeline from resolved alerts.
+    watchdog_auth, _ = _wait_for(
+        "Watchdog at the service webhook",
+        lambda: receiver.find("/service", "InferwatchWatchdog"),
+        20,
+    )
+    assert watchdog_auth == f"Bearer {TOKEN}"
     # The same alert also files a ticket (continue: true; the tickets route waits 30 s to
     # group), without the service's token.
     ticket_auth, _ = _wait_for(

@@ -9,7 +9,6 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -19,6 +18,7 @@ from inference.engine import EngineConfig
 from inference.settings import Settings
 from inferwatch.commands import engine as engine_command
 from inferwatch.commands.serve import add_arguments, settings_from_args
+from tests.support.waiting import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 INFERWATCH = Path(sys.executable).parent / "inferwatch"
@@ -107,6 +107,13 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _ready(base: str) -> bool:
+    try:
+        return httpx.get(base + "/ready", timeout=2).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
 def test_serve_subprocess_answers_and_logs_json_lines() -> None:
     port = _free_port()
     env = {
@@ -127,27 +134,20 @@ def test_serve_subprocess_answers_and_logs_json_lines() -> None:
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, proc.communicate()
-            try:
-                if httpx.get(base + "/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "service did not become ready"
-            time.sleep(0.2)
+        # Generous: on a loaded 2-core machine the start (imports, model) can take a minute.
+        assert wait_until(lambda: proc.poll() is not None or _ready(base), timeout=180)
+        assert proc.poll() is None, proc.communicate()
         assert httpx.get(base + "/health").status_code == 200
         assert httpx.get(base + "/v1/models").json()["data"][0]["id"] == "from-env"
         r = httpx.post(
             base + "/v1/completions",
             json={"model": "from-env", "prompt": "private words", "max_tokens": 2},
-            timeout=30,
+            timeout=120,
         )
         assert r.status_code == 200
     finally:
         proc.terminate()
-        _, stderr = proc.communicate(timeout=30)
+        _, stderr = proc.communicate(timeout=90)
     lines = [json.loads(line) for line in stderr.splitlines() if line.startswith("{")]
     assert len(lines) == len(stderr.splitlines()), stderr  # every log line is one JSON object
     finished = [e for e in lines if e["msg"] == "request finished"]

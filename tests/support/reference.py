@@ -24,11 +24,6 @@ def _rope(x: Tensor, theta: float) -> Tensor:
     return x * cos + torch.cat((-x2, x1), -1) * sin
 
 
-def forward_logits(w: dict[str, Tensor], cfg: dict, token_ids: list[int]) -> Tensor:
-    """Logits of the last position, recomputing attention over the whole sequence."""
-    return all_logits(w, cfg, token_ids)[-1]
-
-
 def all_logits(w: dict[str, Tensor], cfg: dict, token_ids: list[int]) -> Tensor:
     """Logits [T, vocab] of every position, in one causal pass."""
     h, nh, kvh = cfg["hidden_size"], cfg["num_attention_heads"], cfg["num_key_value_heads"]
@@ -55,13 +50,6 @@ def all_logits(w: dict[str, Tensor], cfg: dict, token_ids: list[int]) -> Tensor:
     x = _rms(x, w["model.norm.weight"], eps)
     head = w.get("lm_head.weight", w["model.embed_tokens.weight"])
     return x @ head.T
-
-
-def greedy(w: dict[str, Tensor], cfg: dict, prompt: list[int], max_tokens: int) -> list[int]:
-    tokens = list(prompt)
-    for _ in range(max_tokens):
-        tokens.append(int(forward_logits(w, cfg, tokens).argmax()))
-    return tokens[len(prompt) :]
 
 
 def greedy_choices(

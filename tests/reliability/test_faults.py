@@ -111,6 +111,7 @@ def test_a_collector_that_never_answers_adds_no_request_latency(blackhole: str) 
     assert time.monotonic() - deadline < 15
 
 
+@pytest.mark.timeout(600)  # two cold starts of the service
 def test_sigkill_then_restart_serves_again() -> None:
     with ServeProcess() as first:
         port = first.port

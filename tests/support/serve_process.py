@@ -49,7 +49,8 @@ class ServeProcess:
             return False
 
     def __enter__(self) -> ServeProcess:
-        up = wait_until(lambda: self.proc.poll() is not None or self.ready(), timeout=120)
+        # Generous: a start on a loaded 2-core machine (imports, model) can take minutes.
+        up = wait_until(lambda: self.proc.poll() is not None or self.ready(), timeout=240)
         if not up or self.proc.poll() is not None:
             self.stop()
             raise RuntimeError(f"inferwatch serve did not become ready: {self.output()}")

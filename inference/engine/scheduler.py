@@ -2,17 +2,19 @@
 
 Priority is more than the order of the waiting queue: a request's time to first token is the
 rest of the step already running when it arrives plus the step that prefills it, so while a
-more important class has work in the engine, the classes below it prefill in small chunks
-(`LOWER_PREFILL_SHARE` of the step's budget, in total) and leave the last quarter of the running
-slots (`RESERVED_SLOT_SHARE`) free: a premium request then finds a free slot and a short step
-instead of a long prefill of batch work, and no batch sequence is preempted (and recomputed) to
-make room for it. With no more important work present, a class gets the whole engine.
+more important class has work in the engine, or had within `ACTIVE_HOLD_S`, the classes below
+it prefill in small chunks (`LOWER_PREFILL_SHARE` of the step's budget, in total) and leave the
+last quarter of the running slots (`RESERVED_SLOT_SHARE`) free: a premium request then finds a
+free slot and a short step instead of a long prefill of batch work, and no batch sequence is
+preempted (and recomputed) to make room for it. With no more important work for that long, a
+class gets the whole engine.
 """
 
 from __future__ import annotations
 
 import bisect
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from inference.backend import Priority
@@ -27,6 +29,10 @@ LOWER_PREFILL_SHARE = 1 / 32
 # While a more important class has work, the classes below it leave this share of the running
 # slots free (4 of 16; none below 4 slots), so its next request finds room without preempting.
 RESERVED_SLOT_SHARE = 1 / 4
+# A class keeps that protection this long after its last work: requests of a class come and go
+# between steps, and a protection that lapsed at every gap would let a long prefill of batch
+# work start just before the next premium request arrives.
+ACTIVE_HOLD_S = 5.0
 
 
 @dataclass
@@ -75,8 +81,16 @@ class Scheduler:
     Classes below the most important one with work share a small prefill budget and leave
     reserved slots free (the module's docstring says why)."""
 
-    def __init__(self, block_manager: BlockManager, max_num_seqs: int, max_batched_tokens: int):
+    def __init__(
+        self,
+        block_manager: BlockManager,
+        max_num_seqs: int,
+        max_batched_tokens: int,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self.blocks = block_manager
+        self._clock = clock
+        self._active_until: dict[Priority, float] = {}
         self.max_num_seqs = max_num_seqs
         self.max_batched_tokens = max_batched_tokens
         self.lower_prefill_tokens = max(
@@ -120,14 +134,18 @@ class Scheduler:
         self.blocks.free(seq)
         seq.status = SequenceStatus.FINISHED
 
-    def top_rank(self) -> int | None:
-        """Rank of the most important class with work in the engine (None: no work)."""
-        ranks = [p.rank for p, q in self.waiting.items() if q]
-        ranks += [s.priority.rank for s in self.running]
-        return min(ranks, default=None)
+    def _top_rank(self) -> int | None:
+        """Rank of the most important class with work in the engine now or within the last
+        ACTIVE_HOLD_S (None: none)."""
+        now = self._clock()
+        working = {p for p, q in self.waiting.items() if q} | {s.priority for s in self.running}
+        for priority in working:
+            self._active_until[priority] = now + ACTIVE_HOLD_S
+        active = [p.rank for p, until in self._active_until.items() if until > now]
+        return min(active, default=None)
 
     def schedule(self) -> list[ScheduledSeq]:
-        budget = StepBudget(self.max_batched_tokens, self.lower_prefill_tokens, self.top_rank())
+        budget = StepBudget(self.max_batched_tokens, self.lower_prefill_tokens, self._top_rank())
         self.last_step = budget  # what was left of it, for tests and debugging
         batch: list[ScheduledSeq] = []
         queue = sorted(self.running, key=lambda s: s.sort_key)
@@ -141,7 +159,9 @@ class Scheduler:
                 deferred.append(seq)
                 continue
             while not self.blocks.can_grow(seq, seq.num_computed_tokens + n):
-                victim = queue.pop() if queue else seq  # lowest priority, latest arrival
+                # Lowest priority, latest arrival: the queue's tail, else `seq` itself (what was
+                # deferred came before `seq` in this order).
+                victim = queue.pop() if queue else seq
                 self._preempt(victim)
                 preempted = True
                 if victim is seq:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from inference.backend import GenerationRequest, Priority
 from inference.engine.block_manager import BlockManager
 from inference.engine.detokenizer import IncrementalDetokenizer
-from inference.engine.scheduler import ScheduledSeq, Scheduler
+from inference.engine.scheduler import ACTIVE_HOLD_S, ScheduledSeq, Scheduler
 from inference.engine.sequence import Sequence
 from inference.engine.tokenizer import ByteTokenizer
 from tests.support.engine import prompt_of
@@ -23,8 +23,12 @@ def _seq(request_id: str, length: int, priority: Priority) -> Sequence:
     return Sequence(request, IncrementalDetokenizer(ByteTokenizer(), tokens, ()), None)
 
 
-def _scheduler(max_num_seqs: int = 16, budget: int = 2048, blocks: int = 512) -> Scheduler:
-    return Scheduler(BlockManager(blocks, 16, enable_prefix_caching=False), max_num_seqs, budget)
+def _scheduler(
+    max_num_seqs: int = 16, budget: int = 2048, blocks: int = 512, clock: list[float] | None = None
+) -> Scheduler:
+    manager = BlockManager(blocks, 16, enable_prefix_caching=False)
+    now = clock if clock is not None else [0.0]
+    return Scheduler(manager, max_num_seqs, budget, clock=lambda: now[0])
 
 
 def _step(scheduler: Scheduler) -> dict[str, int]:
@@ -64,6 +68,20 @@ def test_a_class_alone_prefills_with_the_whole_budget() -> None:
     assert _step(scheduler) == {"s1": 300, "s2": 300, "s3": 300}
     scheduler.add(_seq("b1", 300, B))  # batch below standard: chunked while standard runs
     assert _step(scheduler) == {"s1": 1, "s2": 1, "s3": 1, "b1": 64}
+
+
+def test_the_protection_outlasts_a_gap_in_premium_work_then_lapses() -> None:
+    now = [100.0]
+    scheduler = _scheduler(clock=now)
+    premium = _seq("p", 10, P)
+    scheduler.add(premium)
+    _step(scheduler)
+    scheduler.remove(premium)  # premium's work is done; the next premium request may be near
+    now[0] += ACTIVE_HOLD_S - 1
+    scheduler.add(_seq("s1", 200, S))
+    assert _step(scheduler) == {"s1": 64}
+    now[0] += 1.5  # no premium work for longer than the hold: standard gets the whole step
+    assert _step(scheduler) == {"s1": 136}
 
 
 def test_lower_classes_leave_reserved_slots_for_premium() -> None:

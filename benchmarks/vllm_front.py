@@ -2,13 +2,16 @@
 workload runner for every measurement).
 
 One vLLM (from `.venv-vllm`, `make vllm`) serves the tiny model's Hugging Face folder written by
-the project; one `inferwatch serve --upstream` fronts it with adaptive admission (its ceiling,
-`--max-inflight-tokens`, is twice what vLLM runs at once, as for the built-in engine). First
+the project, with its priority scheduling on; two `inferwatch serve --upstream` front it: a plain
+proxy (admission off) and a guarded one (adaptive admission, the controller on, priorities
+passed on to vLLM with `--upstream-priority`; `--front-arg` adds flags to it). First
 vLLM's capacity is measured direct (closed loop, as many in flight as it runs at once). Then:
 
 (a) moderate load (`--moderate` x capacity, open loop, Poisson, standard priority) direct and
-    through: `proxy_throughput_ratio=` (output tokens/s through over direct, target >= 0.95)
-    and `proxy_ttft_ratio=` (median TTFT through over direct, target <= 1.05);
+    through inferwatch as a plain proxy (`--admission-mode off`): `proxy_throughput_ratio=`
+    (output tokens/s through over direct, target >= 0.95) and `proxy_ttft_ratio=` (median TTFT
+    through over direct, target <= 1.05); the same load through the guarded front too
+    (`admission_on_ttft_ratio=`, for information: what adaptive admission adds at this load);
 (b) overload (`--load` x capacity, 20% premium / 50% standard / 30% batch) direct and through
     with the controller on: `premium_p99_ttft_ratio=` (premium p99 TTFT through over direct,
     target <= 0.33) and `goodput_ratio=` (requests meeting their class's SLO per second,
@@ -58,6 +61,9 @@ def vllm(model_dir: Path, log: Path) -> Iterator[str]:
         "--model", str(model_dir), "--served-model-name", SERVED,
         "--host", "127.0.0.1", "--port", str(port), "--dtype", "float32",
         "--max-model-len", "2048", "--enforce-eager", "--max-num-seqs", str(MAX_NUM_SEQS),
+        # Its own priority scheduling, which inferwatch feeds (--upstream-priority); requests
+        # sent direct carry no priority, so for them it is first come, first served.
+        "--scheduling-policy", "priority",
     ]  # fmt: skip
     env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
     env.update(VLLM_CPU_KVCACHE_SPACE="1", VLLM_NO_USAGE_STATS="1", HF_HUB_OFFLINE="1")
@@ -124,32 +130,44 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0, help="arrivals per run")
     parser.add_argument("--load", type=float, default=3.0, help="overload, x capacity")
     parser.add_argument("--moderate", type=float, default=0.5, help="moderate load, x capacity")
+    parser.add_argument(
+        "--vllm-url", default=None, help="a running vLLM serving --model-dir (default: start one)"
+    )
+    parser.add_argument("--model-dir", type=Path, default=None, help="with --vllm-url")
+    parser.add_argument("--front-arg", action="append", default=[], help="extra serve flag")
     args = parser.parse_args()
-    if not VLLM_PYTHON.exists():
-        raise SystemExit("no .venv-vllm: run `make vllm` first")
     work = Path(tempfile.mkdtemp(prefix="vllm-front-"))
-    model_dir = write_hf_folder("tiny", work / "tiny-hf", seed=0)
+    model_dir = args.model_dir or write_hf_folder("tiny", work / "tiny-hf", seed=0)
     started = time.monotonic()
-    with vllm(model_dir, work / "vllm.log") as direct:
-        print(f"vllm ready in {time.monotonic() - started:.0f} s (log {work / 'vllm.log'})")
-        ceiling = 2 * MAX_NUM_SEQS * (PROMPT_WORDS * 8 + MAX_TOKENS)  # byte tokens per word ~8
-        front_args = ["--upstream", direct, "--model-path", str(model_dir)]
-        front_args += ["--max-inflight-tokens", str(ceiling)]
-        with serve(front_args) as front:
+    with _vllm_or(args.vllm_url, model_dir, work / "vllm.log") as direct:
+        print(f"vllm ready in {time.monotonic() - started:.0f} s", flush=True)
+        upstream = ["--upstream", direct, "--model-path", str(model_dir)]
+        guarded = [*upstream, "--upstream-priority", *args.front_arg]
+        with serve([*upstream, "--admission-mode", "off"]) as proxy, serve(guarded) as front:
             measure(direct, mix={"standard": 1.0}, concurrency=MAX_NUM_SEQS, duration=3)  # warm
             idle(direct)
             _, cap = measure(
                 direct, mix={"standard": 1.0}, concurrency=MAX_NUM_SEQS, duration=args.seconds / 2
             )
             capacity = cap["total"]["completed"] / cap["total"]["seconds"]
-            print(f"capacity={capacity:.2f} req/s (closed loop, {MAX_NUM_SEQS} in flight)")
+            print(
+                f"capacity={capacity:.2f} req/s (closed loop, {MAX_NUM_SEQS} in flight)", flush=True
+            )
 
             moderate = {"mix": {"standard": 1.0}, "rate": args.moderate * capacity}
             runs: dict[str, tuple[list[Result], dict[str, Any]]] = {}
-            for name, base in (("direct", direct), ("through", front.base_url)):
+            for name, base in (
+                ("direct", direct),
+                ("through", proxy.base_url),
+                ("through, admission on", front.base_url),
+            ):
                 idle(direct)
                 runs[name] = measure(base, duration=args.seconds, **moderate)
                 _print(f"(a) {name}", runs[name][1])
+            print(f"front refusals so far: {refusals(front.base_url)}", flush=True)
+            admitted_ttft = ratio(
+                ttft(runs["through, admission on"][0], 50), ttft(runs["direct"][0], 50)
+            )
             (d_res, d_sum), (t_res, t_sum) = runs["direct"], runs["through"]
             throughput = ratio(
                 t_sum["total"]["output_tokens_per_s"], d_sum["total"]["output_tokens_per_s"]
@@ -161,13 +179,38 @@ def main() -> None:
                 idle(direct)
                 runs[name] = measure(base, duration=args.seconds, **overload)
                 _print(f"(b) {name}", runs[name][1])
+            print(f"front refusals so far: {refusals(front.base_url)}", flush=True)
             (d_res, d_sum), (t_res, t_sum) = runs["direct"], runs["through"]
             premium = ratio(ttft(t_res, 99, "premium"), ttft(d_res, 99, "premium"))
             goodput = ratio(t_sum["total"]["goodput"], d_sum["total"]["goodput"])
     print(f"proxy_throughput_ratio={throughput}")
     print(f"proxy_ttft_ratio={ttft_ratio}")
+    print(f"admission_on_ttft_ratio={admitted_ttft}")
     print(f"premium_p99_ttft_ratio={premium}")
     print(f"goodput_ratio={goodput}")
+
+
+@contextmanager
+def _vllm_or(url: str | None, model_dir: Path, log: Path) -> Iterator[str]:
+    if url is not None:
+        yield url.rstrip("/")
+        return
+    if not VLLM_PYTHON.exists():
+        raise SystemExit("no .venv-vllm: run `make vllm` first")
+    with vllm(model_dir, log) as base:
+        yield base
+
+
+def refusals(base: str) -> dict[str, float]:
+    """The front's refusals so far, by reason, and its degradation level."""
+    out: dict[str, float] = {}
+    for line in httpx.get(base + "/metrics", timeout=10).text.splitlines():
+        if line.startswith("inferwatch_request_rejections_total{"):
+            reason = line.split('reason="', 1)[1].split('"', 1)[0]
+            out[reason] = out.get(reason, 0.0) + float(line.rsplit(" ", 1)[1])
+        elif line.startswith("inferwatch_degradation_level{"):
+            out["level"] = float(line.rsplit(" ", 1)[1])
+    return {k: v for k, v in out.items() if v}
 
 
 def _print(label: str, summary: dict[str, Any]) -> None:

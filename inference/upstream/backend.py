@@ -10,6 +10,7 @@ made up: `stats().kv` is None and the KV families stay absent.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -93,13 +94,17 @@ class UpstreamBackend:
             self._client,
             poll_seconds=cfg.upstream_poll_seconds,
             eject_failures=cfg.upstream_eject_failures,
+            by_priority=cfg.upstream_priority,
         )
         await self._pool.check_all()  # ready at once when the upstreams are
         self._pool.start()
 
     async def stop(self) -> None:
         for stream in list(self._streams.values()):
-            await stream.aclose()
+            # A stream its reader is still inside cannot be closed from here; closing the
+            # client below ends its connection, and so the request, all the same.
+            with contextlib.suppress(RuntimeError):
+                await stream.aclose()
         if self._pool is not None:
             await self._pool.stop()
         if self._client is not None:
@@ -116,7 +121,12 @@ class UpstreamBackend:
         route = Route(
             pool=self.pool,
             client=self._client,  # type: ignore[arg-type]  # set with the pool
-            body=completion_body(request, self.model_name, self._prompt_text(request)),
+            body=completion_body(
+                request,
+                self.model_name,
+                self._prompt_text(request),
+                priority=cfg.upstream_priority,
+            ),
             headers=headers,
             retries=cfg.upstream_retries,
             retry_after=max(1.0, cfg.upstream_poll_seconds * cfg.upstream_eject_failures),
@@ -169,7 +179,7 @@ class UpstreamBackend:
             if not upstream.figures:
                 continue
             running += int(upstream.figures.get(RUNNING, 0.0))
-            for pending in upstream.waiting_pending():
+            for pending in upstream.waiting_pending(self.config.upstream_priority):
                 waiting[pending.priority] += 1
                 oldest[pending.priority] = max(oldest[pending.priority], now - pending.sent)
         return BackendStats(

@@ -25,6 +25,12 @@ class UpstreamConfig:
                   "here) or text (decoded back, for upstreams that take only text; exact where "
                   "decoding gives back the text)", "choices": ("token_ids", "text")},
     )  # fmt: skip
+    upstream_priority: bool = field(
+        default=False,
+        metadata={"help": "send each request's priority to the upstream as vLLM's `priority` "
+                  "(premium 0, standard 1, batch 2; the upstream must run with "
+                  "--scheduling-policy priority)"},
+    )  # fmt: skip
     upstream_poll_seconds: float = field(
         default=0.5,
         metadata={"help": "how often each upstream's /health and /metrics are read (its queue "

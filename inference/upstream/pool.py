@@ -72,13 +72,17 @@ class Upstream:
         theirs = self.figures.get(WAITING, 0.0) + self.figures.get(RUNNING, 0.0)
         return max(float(self.in_flight), theirs)
 
-    def waiting_pending(self) -> list[Pending]:
-        """Which of our not-yet-started requests vLLM's waiting count stands for: it schedules
-        in arrival order (its default FCFS policy), so they are the most recently sent."""
+    def waiting_pending(self, by_priority: bool = False) -> list[Pending]:
+        """Which of our not-yet-started requests vLLM's waiting count stands for: with its
+        default FCFS policy it schedules in arrival order, so they are the most recently sent;
+        with its priority policy (`by_priority`), the least important, then the latest."""
         count = int(self.figures.get(WAITING, 0.0))
         if count <= 0:
             return []
-        ordered = sorted(self.pending.values(), key=lambda p: p.sent)
+        if by_priority:
+            ordered = sorted(self.pending.values(), key=lambda p: (p.priority.rank, p.sent))
+        else:
+            ordered = sorted(self.pending.values(), key=lambda p: p.sent)
         return ordered[-count:]
 
 
@@ -94,6 +98,7 @@ class UpstreamPool:
         *,
         poll_seconds: float,
         eject_failures: int,
+        by_priority: bool = False,
     ) -> None:
         self.upstreams = [Upstream(url.rstrip("/").removesuffix("/v1")) for url in urls]
         if not self.upstreams:
@@ -101,6 +106,7 @@ class UpstreamPool:
         self._client = client
         self.poll_seconds = poll_seconds
         self.eject_failures = eject_failures
+        self.by_priority = by_priority  # the upstreams schedule by priority (vLLM's policy)
         self._task: asyncio.Task[None] | None = None
         self._ticket = itertools.count()
         self._turn = itertools.count()  # ties go round the pool

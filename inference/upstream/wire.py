@@ -20,9 +20,14 @@ DONE = "[DONE]"
 
 
 def completion_body(
-    request: GenerationRequest, model: str, prompt_text: str | None = None
+    request: GenerationRequest,
+    model: str,
+    prompt_text: str | None = None,
+    *,
+    priority: bool = False,
 ) -> dict[str, Any]:
-    """`prompt_text` replaces the ids for an upstream that takes only text."""
+    """`prompt_text` replaces the ids for an upstream that takes only text; `priority` sends
+    the class as vLLM's priority (lower is scheduled first)."""
     params = request.sampling
     body: dict[str, Any] = {
         "model": model,
@@ -36,6 +41,8 @@ def completion_body(
         # when a chunk holds back bytes of an unfinished UTF-8 character (empty text).
         "return_token_ids": True,
     }
+    if priority:
+        body["priority"] = request.priority.rank
     if params.seed is not None:
         body["seed"] = params.seed
     if params.stop:

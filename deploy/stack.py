@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import yaml
@@ -53,6 +54,8 @@ class StackConfig:
     # None: the committed alerts/generated/*.rules.yml.
     rule_files: list[Path] | None = None
     service_env: dict[str, str] = field(default_factory=dict)  # e.g. OTEL_* for a span sink
+    # A test's faster clocks for the routing tree (its intervals); the identity by default.
+    alertmanager_edit: Callable[[dict[str, Any]], dict[str, Any]] = lambda tree: tree
 
 
 @dataclass
@@ -104,7 +107,7 @@ class Stack:
                 service_webhook_credentials_file=str(token),
             )
             (run / "alertmanager.yml").write_text(
-                yaml.safe_dump(alertmanager_config(values), sort_keys=False)
+                yaml.safe_dump(c.alertmanager_edit(alertmanager_config(values)), sort_keys=False)
             )
             parts.append(
                 Part(

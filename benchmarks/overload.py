@@ -125,6 +125,9 @@ def _mode(mode: str, rate: float | None, args: argparse.Namespace) -> dict[str, 
         out.update(_overload(target, rate, args))
         after = server_counts(served.base_url, "inferwatch_request_rejections_total", "reason")
         out["overload_split"] = _split(served.base_url, sums, out["results"])
+        out["limits"] = server_counts(
+            served.base_url, "inferwatch_admission_concurrency_limit", "priority"
+        )
         out["reasons"] = after - before
         out["rate"] = rate
         out["levels"] = server_counts(
@@ -138,7 +141,8 @@ def _lines(name: str, run_: dict[str, Any]) -> list[str]:
     lines = [f"[{name}] offered={run_['rate']:.2f} req/s sent={summary['total']['sent']} "
              f"completed={summary['total']['completed']} lost={summary['total']['lost']} "
              f"refused_by_reason={dict(sorted(run_['reasons'].items()))} "
-             f"level_changes={dict(run_['levels'])}"]  # fmt: skip
+             f"level_changes={dict(run_['levels'])} "
+             f"limits_kv_tokens_at_end={dict(run_['limits'])}"]  # fmt: skip
     for priority in PRIORITIES:
         c = summary["by_priority"].get(priority)
         if c is None:

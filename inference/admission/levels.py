@@ -115,7 +115,10 @@ DEFAULT_LADDER = Ladder(
     ),  # fmt: skip
     service=MappingProxyType(
         {
-            P: ServiceLevel(share=1.0, timeout_s=60.0, min_share=0.25, max_waiting=16),
+            # Premium's floor leaves its own TTFT gradient room to act: at a quarter of the
+            # ceiling (twice the KV cache) it was the engine's whole running batch, so premium's
+            # limit never held premium's own queue short, and overload became premium's wait.
+            P: ServiceLevel(share=1.0, timeout_s=60.0, min_share=0.1, max_waiting=16),
             S: ServiceLevel(share=0.75, timeout_s=120.0, min_share=0.05, max_waiting=4),
             B: ServiceLevel(share=0.5, timeout_s=600.0, min_share=0.025, max_waiting=2),
         }

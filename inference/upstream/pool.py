@@ -65,6 +65,7 @@ class Upstream:
     figures: dict[str, float] = field(default_factory=dict)  # the last /metrics reading
     polled: float | None = None  # when `figures` was read (monotonic)
     pending: dict[int, Pending] = field(default_factory=dict)  # by a per-pool ticket
+    answered: float | None = None  # when a request of ours last got an answer from it
 
     @property
     def load(self) -> float:
@@ -130,6 +131,7 @@ class UpstreamPool:
     @staticmethod
     def started(upstream: Upstream, ticket: int) -> None:
         upstream.pending.pop(ticket, None)
+        upstream.answered = time.monotonic()
 
     @staticmethod
     def end(upstream: Upstream, ticket: int) -> None:
@@ -149,11 +151,16 @@ class UpstreamPool:
         await asyncio.gather(*(self._check(u) for u in self.upstreams))
 
     async def _check(self, upstream: Upstream) -> None:
-        timeout = httpx.Timeout(max(self.poll_seconds * 4, 2.0))  # a busy vLLM is slow
+        # An overloaded vLLM answers /metrics slowly (seconds at 3x its capacity): a slow check
+        # is not a dead upstream.
+        timeout = httpx.Timeout(max(self.poll_seconds * 10, 5.0))
+        slow = False
         try:
             health = await self._client.get(upstream.url + "/health", timeout=timeout)
             metrics = await self._client.get(upstream.url + "/metrics", timeout=timeout)
             ok = health.status_code == 200 and metrics.status_code == 200
+        except httpx.TimeoutException as exc:
+            ok, slow, why = False, True, f"{type(exc).__name__}: {exc}"
         except httpx.HTTPError as exc:
             ok, why = False, f"{type(exc).__name__}: {exc}"
         else:
@@ -165,9 +172,16 @@ class UpstreamPool:
                 log.info("upstream healthy", extra={"fields": {"url": upstream.url}})
             upstream.healthy, upstream.failures = True, 0
             return
+        if slow and self._answering(upstream):
+            return  # busy, and still answering our requests: keep it, keep its last figures
         upstream.failures += 1
         if upstream.failures >= self.eject_failures:
             self.eject(upstream, why)
+
+    def _answering(self, upstream: Upstream) -> bool:
+        """It gave one of our requests its first token within the last few check periods."""
+        recent = 2 * self.eject_failures * max(self.poll_seconds * 10, 5.0)
+        return upstream.answered is not None and time.monotonic() - upstream.answered < recent
 
     def start(self) -> None:
         if self._task is None:

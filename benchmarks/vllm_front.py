@@ -4,7 +4,8 @@ workload runner for every measurement).
 One vLLM (from `.venv-vllm`, `make vllm`) serves the tiny model's Hugging Face folder written by
 the project, with its priority scheduling on; two `inferwatch serve --upstream` front it: a plain
 proxy (admission off) and a guarded one (adaptive admission, the controller on, priorities
-passed on to vLLM with `--upstream-priority`; `--front-arg` adds flags to it). First
+passed on to vLLM with `--upstream-priority`, its ceiling twice what vLLM runs at once in
+tokens; `--front-arg` adds flags to it). First
 vLLM's capacity is measured direct (closed loop, as many in flight as it runs at once). Then:
 
 (a) moderate load (`--moderate` x capacity, open loop, Poisson, standard priority) direct and
@@ -142,7 +143,12 @@ def main() -> None:
     with _vllm_or(args.vllm_url, model_dir, work / "vllm.log") as direct:
         print(f"vllm ready in {time.monotonic() - started:.0f} s", flush=True)
         upstream = ["--upstream", direct, "--model-path", str(model_dir)]
-        guarded = [*upstream, "--upstream-priority", *args.front_arg]
+        # The limit's ceiling in tokens: twice what vLLM runs at once (a batch running and one
+        # waiting, as the built-in engine's is twice its KV cache); a proxy has no KV cache to
+        # size it by. A prompt of PROMPT_WORDS words is about 8 byte tokens a word.
+        ceiling = 2 * MAX_NUM_SEQS * (PROMPT_WORDS * 8 + MAX_TOKENS)
+        guarded = [*upstream, "--upstream-priority", "--max-inflight-tokens", str(ceiling)]
+        guarded += args.front_arg
         with serve([*upstream, "--admission-mode", "off"]) as proxy, serve(guarded) as front:
             measure(direct, mix={"standard": 1.0}, concurrency=MAX_NUM_SEQS, duration=3)  # warm
             idle(direct)

@@ -10,6 +10,11 @@
   (Prometheus died and its alerts resolved by timeout): the demand is kept, frozen, instead of
   letting the level relax. A resolved alert is kept for `watchdog_timeout_s` for the same
   reason, since the two notifications may arrive in either order.
+- A flapping alert fires again with a new `startsAt` while the resolution of an earlier
+  episode, or one whose `startsAt` Alertmanager merged to the earlier time, is still on its
+  way: a resolution ends the episode being tracked when it resolved (`endsAt`) after that
+  episode began, whatever `startsAt` it carries; a stale one (resolved before) is ignored.
+  Matching `startsAt` exactly held a flapping alert's demand for its whole lease.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from alerts.alertmanager import WATCHDOG
@@ -49,6 +55,7 @@ class Notice:
     alertname: str
     action: str | None
     detail: str
+    ends_at: str | None = None  # a resolved alert's resolution time, when it says one
 
     @property
     def key(self) -> tuple[str, str, str, str]:
@@ -97,6 +104,9 @@ def _notice(group_key: str, index: int, alert: Any) -> Notice:
         raise InvalidNotification(f"{where}.fingerprint must be hex digits")
     if not isinstance(starts_at, str) or not _TIME.fullmatch(starts_at):
         raise InvalidNotification(f"{where}.startsAt must be an RFC 3339 time")
+    ends_at = alert.get("endsAt")
+    if not isinstance(ends_at, str) or not _TIME.fullmatch(ends_at):
+        ends_at = None  # optional: a resolution without it is matched by startsAt alone
     annotations = alert.get("annotations")
     summary = annotations.get("summary", "") if isinstance(annotations, dict) else ""
     basis = labels.get("basis")
@@ -109,7 +119,21 @@ def _notice(group_key: str, index: int, alert: Any) -> Notice:
         alertname=labels.get("alertname", "")[:MAX_TEXT],
         action=labels.get("action"),
         detail=detail,
+        ends_at=ends_at,
     )
+
+
+def _instant(text: str) -> datetime:
+    """An RFC 3339 time (as _TIME matches it) as an aware datetime; nanoseconds cut to micro."""
+    text = re.sub(r"\.(\d{1,6})\d*", r".\1", text).replace("Z", "+00:00")
+    return datetime.fromisoformat(text)
+
+
+def _ends(notice: Notice, tracked_starts_at: str) -> bool:
+    """Whether a resolved notice ends the episode that began at `tracked_starts_at`."""
+    if notice.starts_at == tracked_starts_at:
+        return True
+    return notice.ends_at is not None and _instant(notice.ends_at) > _instant(tracked_starts_at)
 
 
 class AlertmanagerTrigger:
@@ -163,8 +187,8 @@ class AlertmanagerTrigger:
             return  # no action (or one this ladder does not know): not the controller's
         tracked = self._tracked.get(notice.fingerprint)
         if notice.status == "resolved":
-            same = tracked is not None and tracked.starts_at == notice.starts_at
-            if same and tracked is not None and tracked.resolved is None:
+            ongoing = tracked is not None and tracked.resolved is None
+            if ongoing and tracked is not None and _ends(notice, tracked.starts_at):
                 tracked.resolved = now
             return
         if tracked is not None and tracked.starts_at == notice.starts_at:

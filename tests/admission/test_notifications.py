@@ -108,6 +108,30 @@ def test_resolved_lets_the_demand_go_and_the_level_falls_after_the_cooldown() ->
     assert c.level == 0
 
 
+def resolved(starts: str, ends: str) -> dict[str, Any]:
+    return {**alert(status="resolved", starts=starts), "endsAt": ends}
+
+
+def test_a_flapping_alert_resolved_under_its_earlier_starts_at_lets_go() -> None:
+    """Fired at 10:00, resolved, fired again at 10:01: Alertmanager may send the final
+    resolution with the first startsAt (merged); it resolved after 10:01, so it ends it."""
+    t = trigger(FakeClock())
+    t.receive(payload(alert(starts="2026-05-01T10:00:00Z")))
+    t.receive(payload(alert(starts="2026-05-01T10:01:00.5Z")))
+    assert len(t.demands()) == 1
+    t.receive(payload(resolved("2026-05-01T10:00:00Z", "2026-05-01T10:03:00.123456789Z")))
+    assert t.demands() == []
+
+
+def test_a_stale_resolution_of_an_earlier_episode_leaves_the_new_one_asking() -> None:
+    t = trigger(FakeClock())
+    t.receive(payload(alert(starts="2026-05-01T10:01:00Z")))
+    t.receive(payload(resolved("2026-05-01T10:00:00Z", "2026-05-01T10:00:40Z")))  # before 10:01
+    assert len(t.demands()) == 1
+    t.receive(payload(resolved("2026-05-01T10:01:00Z", "0001-01-01T00:00:00Z")))  # its own
+    assert t.demands() == []
+
+
 def test_an_alert_not_heard_within_its_lease_stops_asking() -> None:
     clock = FakeClock()
     t = trigger(clock)

@@ -1,0 +1,72 @@
+"""In front of vLLM the metric contract holds: every `inferwatch_*` family is the catalog's
+(type, help, labels, vocabulary), the KV-cache families are absent rather than invented (vLLM
+publishes no blocks), latency is measured at the edge by priority, and the running figure is
+vLLM's own `num_requests_running`, read from its /metrics."""
+
+from __future__ import annotations
+
+import threading
+
+import httpx
+
+from inference.telemetry.catalog import CATALOG, KV_CACHE_FAMILIES, SERVICE_FAMILIES
+from tests.support.catalog_check import disagreements, families_of, not_exported
+from tests.support.exposition import families
+from tests.support.waiting import wait_until
+from tests.upstream.processes import SERVED_NAME, Server
+
+OPENMETRICS = {"Accept": "application/openmetrics-text; version=1.0.0"}
+
+
+def scrape(server: Server) -> str:
+    return httpx.get(server.base_url + "/metrics", headers=OPENMETRICS, timeout=30).text
+
+
+def sample(text: str, name: str, **labels: str) -> float | None:
+    """The value of the first sample `name` with `labels` in a classic or OpenMetrics page."""
+    for family in families(text, openmetrics=text.rstrip().endswith("# EOF")):
+        for s in family.samples:
+            if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()):
+                return float(s.value)
+    return None
+
+
+def test_the_contract_holds_with_no_kv_families(front: Server) -> None:
+    body = {"model": SERVED_NAME, "prompt": "contract", "max_tokens": 4, "priority": "premium"}
+    assert httpx.post(front.base_url + "/v1/completions", json=body, timeout=60).status_code == 200
+    exported = families_of(scrape(front))
+    assert disagreements(exported, CATALOG) == {}
+    assert {d.name for d in KV_CACHE_FAMILIES} & set(exported) == set()
+    assert not_exported(SERVICE_FAMILIES, exported) == set()
+    page = scrape(front)
+    assert sample(page, "inferwatch_build_info", backend="vllm-proxy", device="upstream") == 1
+    ttft = sample(page, "inferwatch_time_to_first_token_seconds_count", priority="premium")
+    assert ttft is not None and ttft >= 1
+
+
+def test_running_is_vllms_own_figure(vllm: Server, front: Server) -> None:
+    """A long request holds one running sequence in vLLM; inferwatch's gauge shows that figure
+    while it runs and 0 once it is over."""
+    body = {"model": SERVED_NAME, "prompt": "run", "max_tokens": 1500, "ignore_eos": True}
+    done = threading.Event()
+
+    def long_request() -> None:
+        httpx.post(front.base_url + "/v1/completions", json=body, timeout=300)
+        done.set()
+
+    worker = threading.Thread(target=long_request, daemon=True)
+    worker.start()
+
+    def both_say_one() -> bool:
+        theirs = sample(
+            httpx.get(vllm.base_url + "/metrics", timeout=30).text, "vllm:num_requests_running"
+        )
+        ours = sample(scrape(front), "inferwatch_requests_running", model=SERVED_NAME)
+        return theirs == 1 and ours == 1
+
+    assert wait_until(both_say_one, timeout=60, interval=0.2) or done.is_set()
+    assert done.wait(300)
+    assert wait_until(
+        lambda: sample(scrape(front), "inferwatch_requests_running", model=SERVED_NAME) == 0,
+        timeout=30,
+    )

@@ -1,7 +1,8 @@
 """`alerts.generate:render`, registered in inferwatch/generate.py: every file alerts/ generates.
 
 All of it lands in alerts/generated/: the rule files (directly there), alertmanager.yml,
-runbooks.md, and the promtool tests in alerts/generated/tests/.
+runbooks.md, and the promtool tests in alerts/generated/tests/; the same rules on vLLM's
+metrics (alerts/vllm.py) in alerts/generated-vllm/.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from alerts.rules import render_rules
 from alerts.runbooks import render_runbooks
 from alerts.spec import SPEC, Spec
 from alerts.values import VALUES_PATH, load_grafana_url, load_values
+from alerts.vllm import GENERATED as VLLM_GENERATED
+from alerts.vllm import render_vllm_rules
 
 GENERATED = "alerts/generated"
 
@@ -35,4 +38,6 @@ def render(spec: Spec = SPEC, values_path: Path = VALUES_PATH) -> dict[str, str]
         **render_replay_tests(spec, base),
     }
     files.update({f"{GENERATED}/tests/{name}": text for name, text in tests.items()})
+    vllm_rules, _ = render_vllm_rules(base, spec)
+    files.update({f"{VLLM_GENERATED}/{name}": text for name, text in vllm_rules.items()})
     return files

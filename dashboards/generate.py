@@ -14,6 +14,7 @@ from dashboards import alerts_degradation, engine, gpu_host, overview
 from dashboards.datasources import dashboard_provider, datasources
 from dashboards.grafana import to_json
 from dashboards.signals import Signals
+from dashboards.vllm import render_vllm
 
 GENERATED = "dashboards/generated"
 PROVISIONING = "dashboards/provisioning"
@@ -41,8 +42,10 @@ def dashboards(spec: Spec = SPEC) -> dict[str, str]:
 
 def render(spec: Spec = SPEC) -> dict[str, str]:
     """{path relative to the repository root: content}."""
+    boards = dashboards(spec)
     return {
-        **dashboards(spec),
+        **boards,
+        **render_vllm(boards, GENERATED),
         f"{PROVISIONING}/datasources/inferwatch.yml": _yaml(datasources()),
         f"{PROVISIONING}/dashboards/inferwatch.yml": _yaml(dashboard_provider()),
     }

@@ -14,6 +14,7 @@ import yaml
 from alerts.dashboard_links import DASHBOARDS
 from dashboards.datasources import JAEGER_UID, PROMETHEUS_UID, TRACE_ID_LABEL
 from dashboards.generate import GENERATED, PROVISIONING, render
+from dashboards.vllm import GENERATED as VLLM_GENERATED
 from inferwatch.commands import generate
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -22,8 +23,11 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_the_generator_is_registered_and_renders_every_file() -> None:
     assert "dashboards.generate:render" in generate.GENERATORS
     files = render()
-    assert {p for p in files if p.startswith(GENERATED)} == {
+    assert {p for p in files if p.startswith(f"{GENERATED}/")} == {
         f"{GENERATED}/{name}.json" for name in ("overview", "engine", "gpu-host", "alerts")
+    }
+    assert {p for p in files if p.startswith(f"{VLLM_GENERATED}/")} == {
+        f"{VLLM_GENERATED}/{name}.json" for name in ("overview", "engine", "alerts")
     }
     assert {p for p in files if p.startswith(PROVISIONING)} == {
         f"{PROVISIONING}/datasources/inferwatch.yml",
@@ -37,7 +41,7 @@ def test_the_committed_files_are_what_the_code_renders() -> None:
 
 
 def test_each_dashboard_has_its_uid_title_and_no_database_id() -> None:
-    boards = [json.loads(t) for p, t in render().items() if p.endswith(".json")]
+    boards = [json.loads(t) for p, t in render().items() if p.startswith(f"{GENERATED}/")]
     assert {(b["uid"], b["title"]) for b in boards} == {(d.uid, d.title) for d in DASHBOARDS}
     assert all(b["id"] is None and b["editable"] is False for b in boards)
 

@@ -10,8 +10,8 @@ v1.2 are rejected from v1.4 on; the mapping lives in the EndpointPickerConfig as
 `llm-d.ai/engine-type` label (and `defaultEngine` for pods without it).
 
 The EPP reads one series per metric name (the first that matches the spec's labels; it does
-not sum). `inferwatch_queue_depth` has a series per priority, so until the service exports an
-unlabelled total the picker sees one priority's queue.
+not sum), so it reads `inferwatch_requests_waiting` (one series per model), not the
+per-priority `inferwatch_queue_depth`.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ EPP_LABELS = {"app.kubernetes.io/name": EPP}
 
 # What the picker calls each signal -> inferwatch's metric (docs/metrics.md).
 METRIC_MAPPING = {
-    "queuedRequestsSpec": "inferwatch_queue_depth",
+    "queuedRequestsSpec": "inferwatch_requests_waiting",
     "runningRequestsSpec": "inferwatch_requests_running",
     "kvUsageSpec": "inferwatch_kv_cache_usage_ratio",  # 0..1, as the picker expects
 }

@@ -141,6 +141,12 @@ REQUESTS_RUNNING = MetricDef(
     "inferwatch_requests_running", "gauge", "Sequences in the running batch.",
     unit="sequences", labels=("model",), source=_STATS,
 )  # fmt: skip
+# The sum of inferwatch_queue_depth over priorities, for readers that cannot sum (an endpoint
+# picker reads one series per name).
+REQUESTS_WAITING = MetricDef(
+    "inferwatch_requests_waiting", "gauge", "Requests waiting now, every priority together.",
+    unit="requests", labels=("model",), source=_STATS,
+)  # fmt: skip
 ENGINE_STEP_DURATION = MetricDef(
     "inferwatch_engine_step_duration_seconds", "histogram", "One scheduler step, by phase.",
     unit="seconds", labels=("model", "phase"), values={"phase": STEP_PHASES},
@@ -215,7 +221,7 @@ KV_CACHE_INFO = MetricDef(
 SERVICE_FAMILIES: tuple[MetricDef, ...] = (
     REQUESTS, REJECTIONS, TIME_TO_FIRST_TOKEN, INTER_TOKEN_LATENCY, REQUEST_DURATION,
     QUEUE_WAIT, PROMPT_TOKENS, GENERATION_TOKENS, QUEUE_DEPTH, QUEUE_OLDEST_WAIT,
-    REQUESTS_RUNNING, ENGINE_STEP_DURATION, BATCH_SIZE, DEGRADATION_LEVEL,
+    REQUESTS_RUNNING, REQUESTS_WAITING, ENGINE_STEP_DURATION, BATCH_SIZE, DEGRADATION_LEVEL,
     DEGRADATION_TRANSITIONS, CONCURRENCY_LIMIT, ALERT_NOTIFICATIONS, BUILD_INFO,
     HTTP_RESPONSES,
 )  # fmt: skip

@@ -36,7 +36,9 @@ class QueueSource:
             )
         running = catalog.REQUESTS_RUNNING.family()
         running.add_metric([model], stats.running)
-        families: list[Metric] = [depth, oldest, running]
+        waiting = catalog.REQUESTS_WAITING.family()
+        waiting.add_metric([model], sum(stats.waiting_by_priority.values()))
+        families: list[Metric] = [depth, oldest, running, waiting]
         if stats.kv is not None:
             families += _kv_families(model, stats.kv)
         return families

@@ -30,11 +30,14 @@ def test_metric_mapping_names_inferwatch_gauges() -> None:
     gauges = {m.name for m in CATALOG if m.type == "gauge"}
     assert engine == {"name": engine["name"], **fleet.METRIC_MAPPING}
     assert fleet.METRIC_MAPPING == {
-        "queuedRequestsSpec": "inferwatch_queue_depth",
+        "queuedRequestsSpec": "inferwatch_requests_waiting",
         "runningRequestsSpec": "inferwatch_requests_running",
         "kvUsageSpec": "inferwatch_kv_cache_usage_ratio",
     }
     assert set(fleet.METRIC_MAPPING.values()) <= gauges
+    # The picker reads one series per name: each family has one series per model.
+    labels = {m.name: m.labels for m in CATALOG}
+    assert all(labels[name] == ("model",) for name in fleet.METRIC_MAPPING.values())
 
 
 def test_pods_carry_the_engine_type_the_mapping_is_for() -> None:

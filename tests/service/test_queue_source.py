@@ -43,6 +43,7 @@ def test_gauges_show_the_engine_as_of_the_scrape() -> None:
             assert total(text, "inferwatch_queue_depth", priority="premium") == 0
             assert total(text, "inferwatch_queue_oldest_wait_seconds", priority="batch") > 0
             assert total(text, "inferwatch_requests_running") == 1
+            assert total(text, "inferwatch_requests_waiting") == 1  # every priority together
             assert 0 < total(text, "inferwatch_kv_cache_usage_ratio") < 1
             used = total(text, "inferwatch_kv_cache_blocks", state="used")
             free = total(text, "inferwatch_kv_cache_blocks", state="free")
@@ -53,6 +54,7 @@ def test_gauges_show_the_engine_as_of_the_scrape() -> None:
         idle = c.get("/metrics").text
     assert total(idle, "inferwatch_queue_depth") == 0
     assert total(idle, "inferwatch_requests_running") == 0
+    assert total(idle, "inferwatch_requests_waiting") == 0
     assert total(idle, "inferwatch_kv_cache_info", block_size="16", num_blocks="256") == 1
 
 

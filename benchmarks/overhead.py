@@ -64,7 +64,10 @@ def otlp_sink() -> Iterator[str]:
 @contextmanager
 def service(env_extra: dict[str, str], device: str) -> Iterator[str]:
     # The random tiny model: on a fast model the telemetry's share is largest (the worst case).
-    with serve(["--model", "tiny", "--device", device], env_extra) as served:
+    # Admission off in both: its adaptive limits would refuse part of this closed loop, and
+    # what is measured here is the telemetry alone.
+    args = ["--model", "tiny", "--device", device, "--admission-mode", "off"]
+    with serve(args, env_extra) as served:
         yield served.base_url
 
 

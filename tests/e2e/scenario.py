@@ -36,8 +36,8 @@ from alerts.rules import render_rules
 from alerts.spec import SPEC
 from deploy.stack import Stack, StackConfig
 from tests.e2e.load import Load
-from tests.e2e.otlp_sink import OtlpSink
 from tests.support.exposition import total
+from tests.support.otlp_sink import OtlpSink
 from tests.support.serve_process import free_port
 from tests.support.waiting import wait_until
 
@@ -162,14 +162,14 @@ def faster_webhook(tree: dict[str, Any]) -> dict[str, Any]:
 @contextlib.contextmanager
 def running(run_dir: Path, say: Say = print) -> Iterator[Loop]:
     """The stack up (every part ready), the load driver started at rate 0, then torn down."""
-    sink = OtlpSink()
+    sink = OtlpSink().start()
     ports = {name: free_port() for name in ("svc", "exp", "prom", "am")}
     config = StackConfig(
         run_dir=run_dir, service_port=ports["svc"], exporter_port=ports["exp"],
         prometheus_port=ports["prom"], alertmanager_port=ports["am"],
         scrape_interval=1.0, evaluation_interval=1.0, serve_args=SERVE_ARGS,
         rule_files=fast_rules(run_dir / "rules"),
-        service_env={"OTEL_EXPORTER_OTLP_ENDPOINT": sink.url, **SPAN_ENV},
+        service_env={"OTEL_EXPORTER_OTLP_ENDPOINT": sink.base_url, **SPAN_ENV},
         alertmanager_edit=faster_webhook,
     )  # fmt: skip
     stack = Stack(config, say=say)

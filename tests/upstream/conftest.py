@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from inference.engine.hf_export import write_hf_folder
-from tests.upstream.otlp_sink import OtlpSink
+from tests.support.otlp_sink import OtlpSink
 from tests.upstream.processes import VLLM_PYTHON, Server, start_inferwatch, start_vllm
 
 

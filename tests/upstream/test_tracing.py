@@ -1,6 +1,6 @@
 """One trace holds inferwatch's server span and vLLM's own span: inferwatch sends the server
 span's `traceparent` to vLLM, and vLLM (started with --otlp-traces-endpoint) exports its
-request span under it. Both export over OTLP/HTTP to a loopback sink (tests/upstream/otlp_sink)
+request span under it. Both export over OTLP/HTTP to a loopback sink (tests/support/otlp_sink)
 that stands in for Jaeger."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ import secrets
 
 import httpx
 
+from tests.support.otlp_sink import OtlpSink
 from tests.support.waiting import wait_until
-from tests.upstream.otlp_sink import OtlpSink
 from tests.upstream.processes import SERVED_NAME, Server
 
 

@@ -1,6 +1,7 @@
 """A loopback OTLP/HTTP trace receiver: keeps every span it is sent, decoded with the OTLP
-protobuf types. It stands in for a collector (Jaeger cannot run here); both inferwatch and vLLM
-export to it for real, over HTTP."""
+protobuf types. It stands in for a collector or Jaeger (neither can run here); inferwatch and
+vLLM export to it for real, over HTTP, so a test can follow a trace (tests/upstream) or check
+that an exemplar links to a trace that left the service (tests/e2e)."""
 
 from __future__ import annotations
 
@@ -67,10 +68,21 @@ class OtlpSink:
         with self._lock:
             return [s for s in self.spans if s.trace_id == trace_id]
 
-    def __enter__(self) -> OtlpSink:
+    @property
+    def trace_ids(self) -> set[str]:
+        with self._lock:
+            return {s.trace_id for s in self.spans}
+
+    def start(self) -> OtlpSink:
         self._thread.start()
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def close(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+    def __enter__(self) -> OtlpSink:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -170,17 +170,23 @@ class AdaptiveLimit:
         self.observe_finished(cost, busy, tpot, duration)
         return self.adjust(busy)
 
-    def adjust(self, busy: bool, gradient: float | None = None) -> float:
+    def adjust(self, busy: bool, gradient: float | None = None, congested: bool = True) -> float:
         """One Gradient2 step, with this limit's own gradient unless told a smaller one (a
-        less important class also yields to the latency of the classes above it)."""
+        less important class also yields to the latency of the classes above it). Without
+        congestion (nothing of the class's rank queues behind the backend) neither the gradient
+        nor the Little bound lowers the limit: latencies and residence learned at idle are no
+        measure of a busy batch, and a bound from the class's own drain, held down by the
+        limit, would hold the limit down in turn."""
         gradient = self.gradient if gradient is None else gradient
+        if not congested:
+            gradient = max(gradient, 1.0)
         avg_cost = self.cost.value or self.minimum  # a class that has no sample of its own yet
         if not busy and gradient >= 1.0:
             return self.limit  # app-limited: an idle limit must not grow without evidence
         allowance = avg_cost * math.sqrt(max(1.0, self.limit / avg_cost))
         proposed = self.limit * gradient + allowance
         limit = (1 - SMOOTHING) * self.limit + SMOOTHING * proposed
-        bound = self.little_bound()
+        bound = self.little_bound() if congested else None
         if bound is not None:
             limit = min(limit, max(bound, avg_cost))
         self.limit = max(self.minimum, min(limit, self.maximum))

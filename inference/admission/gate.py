@@ -29,6 +29,7 @@ from inference.admission.refusals import CircuitOpenError, ConcurrencyLimitError
 from inference.admission.retry_after import Backlog, RetryAdvisor, drain_estimate
 from inference.backend import (
     Backend,
+    BackendStats,
     EngineError,
     GenerationRequest,
     InvalidRequestError,
@@ -39,6 +40,10 @@ from inference.backend import (
 
 # A queue whose oldest has waited this long is a backlog (several engine steps went by).
 QUEUE_PATIENCE_S = 0.1
+# A queue whose oldest has waited this long is congestion, which the adaptive limits act on. A
+# step of a full batch on a loaded CPU takes 0.1-0.3 s, so a request that waited only for the
+# step in progress is no sign that too much was admitted.
+CONGESTION_WAIT_S = 0.5
 
 
 class AdmissionGate(DelegatingBackend):
@@ -155,14 +160,19 @@ class AdmissionGate(DelegatingBackend):
         sampling = dataclasses.replace(request.sampling, max_tokens=cap)
         return dataclasses.replace(request, sampling=sampling), True
 
-    def _waiting(self, priority: Priority) -> int:
+    def _waiting(
+        self,
+        priority: Priority,
+        stats: BackendStats | None = None,
+        patience: float = QUEUE_PATIENCE_S,
+    ) -> int:
         """Requests of `priority` and the classes above it waiting in the engine's queue, if
-        the oldest of them has waited past QUEUE_PATIENCE_S (else 0): a burst that arrived
-        between two engine steps is not a backlog, it is the next step's batch."""
-        stats = self.inner.stats()
+        the oldest of them has waited past `patience` (else 0): a burst that arrived between
+        two engine steps is not a backlog, it is the next step's batch."""
+        stats = self.inner.stats() if stats is None else stats
         ranks = [p for p in Priority if p.rank <= priority.rank]
         oldest = max(stats.oldest_wait_seconds_by_priority.get(p, 0.0) for p in ranks)
-        if oldest < QUEUE_PATIENCE_S:
+        if oldest < patience:
             return 0
         return sum(stats.waiting_by_priority.get(p, 0) for p in ranks)
 
@@ -194,15 +204,23 @@ class AdmissionGate(DelegatingBackend):
         """A sample of `sampled` moves its own limit and those of the less important classes:
         each class follows the smallest gradient among itself and the classes above it, so when
         premium slows down, batch yields first; and a class starved of samples (batch, waiting
-        behind everyone) still hears that the service is slow."""
+        behind everyone) still hears that the service is slow.
+
+        A class's limit shrinks only while work of its rank has waited in the backend's queue
+        past CONGESTION_WAIT_S (`AdaptiveLimit.adjust`): a fuller batch slows each first token
+        without anything queueing, and a limit that took that for congestion sank to its
+        floor while the engine ran half empty (premium refused a third of its requests at 60%
+        of capacity)."""
+        stats = self.inner.stats()
         for priority in Priority:
             if priority.rank < sampled.rank:
                 continue
             gradient = min(
                 limit.gradient for p, limit in self.limits.items() if p.rank <= priority.rank
             )
+            congested = self._waiting(priority, stats, CONGESTION_WAIT_S) > 0
             limit = self.limits[priority]
-            limit.adjust(limit.busy(self.ahead_of(priority)), gradient)
+            limit.adjust(limit.busy(self.ahead_of(priority)), gradient, congested)
 
     def finished(self, request: GenerationRequest, ending: Ending) -> None:
         """A gated stream ended: give its cost back; its class's limit learns from it."""

@@ -102,11 +102,11 @@ def _invalid(_: Request, exc: Exception) -> JSONResponse:
 
 def retry_headers(seconds: float) -> dict[str, str]:
     """The same wait twice: `Retry-After` in whole seconds (RFC 9110) and `retry-after-ms`,
-    which the official openai client reads first."""
-    return {
-        "Retry-After": str(max(1, math.ceil(seconds))),
-        "retry-after-ms": str(max(1, round(seconds * 1000))),
-    }
+    which the official openai client reads first. The seconds are derived from the
+    milliseconds, so the two always agree (from the float itself, 1.0004 s gave `2` and
+    `1000`)."""
+    ms = max(1, math.ceil(seconds * 1000))
+    return {"Retry-After": str(max(1, -(-ms // 1000))), "retry-after-ms": str(ms)}
 
 
 def _rejected(_: Request, exc: Exception) -> JSONResponse:

@@ -111,22 +111,38 @@ async def test_cost_is_counted_in_kv_tokens_and_lower_classes_leave_room() -> No
     g.generate(request(6, S, prompt=100, max_tokens=200))
 
 
-async def test_finishing_gives_the_cost_back_and_slow_answers_lower_that_class_limit() -> None:
-    backend = ScriptedBackend()
-    g = gate(backend)
-    streams = []
-    for i in range(40):
-        streams.append(g.generate(request(i, B, prompt=50, max_tokens=50)))
+async def _slow_batch_answers(backend: ScriptedBackend, g: AdmissionGate, waited: float) -> None:
+    """40 batch requests in flight at once, then 3 standard ones waiting behind the engine for
+    `waited` seconds; the last 20 batch answers come 50x slower than the first."""
+    streams = [g.generate(request(i, B, prompt=50, max_tokens=50)) for i in range(40)]
+    backend.waiting[S], backend.oldest_wait = 3, waited
     for i, stream in enumerate(streams):
         backend.streams[i].finish(ttft=0.01 if i < 20 else 0.5, tpot=0.01)
         async for _ in stream:
             pass
     assert g.inflight == 0 and g.snapshot()["inflight_requests"]["batch"] == 0
+
+
+async def test_finishing_gives_the_cost_back_and_slow_answers_lower_that_class_limit() -> None:
+    backend = ScriptedBackend()
+    g = gate(backend)
+    await _slow_batch_answers(backend, g, waited=2.0)  # work queues behind the engine
     batch = g.limits[B]
     assert batch.limit < CEILING * 0.5  # TTFT 50x its long average: the gradient cut it
     assert batch.ttft.gradient == 0.5  # clamped at Gradient2's floor
     assert g.class_limit(B) >= CEILING * 0.025  # never below its floor
     assert g.class_limit(P) == CEILING and g.class_limit(S) == CEILING * 0.75  # their own
+
+
+@pytest.mark.parametrize("oldest_wait", [0.0, 0.3])
+async def test_slow_answers_with_nothing_queued_leave_the_limit(oldest_wait: float) -> None:
+    """A fuller batch slows first tokens without any queueing: with nothing of the class's
+    rank waiting past the congestion wait, the same slow answers do not cut the limit."""
+    backend = ScriptedBackend()
+    g = gate(backend)
+    await _slow_batch_answers(backend, g, oldest_wait)  # at most the step in progress
+    assert g.limits[B].ttft.gradient == 0.5  # the latency signal saw the slowdown ...
+    assert g.limits[B].limit == CEILING * 0.5  # ... and the limit held
 
 
 async def test_engine_failures_open_the_breaker_then_trials_close_it() -> None:
@@ -237,6 +253,7 @@ async def test_when_premium_slows_down_the_classes_below_yield_too() -> None:
     g.generate(request(0, B, prompt=2000, max_tokens=1000))  # batch in flight, never answering
     g.generate(request(1, S, prompt=3000, max_tokens=1000))
     streams = [g.generate(request(10 + i, P, prompt=50, max_tokens=50)) for i in range(40)]
+    backend.waiting[P], backend.oldest_wait = 1, 2.0  # premium itself queues
     for i, stream in enumerate(streams):
         backend.streams[2 + i].finish(ttft=0.01 if i < 20 else 0.5, tpot=0.01)
         async for _ in stream:

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 
 import pytest
 
+from inference.api.errors import retry_headers
 from inference.backend import (
     Backend,
     BackendStats,
@@ -235,3 +236,13 @@ async def test_engine_failure_fails_only_that_request(failing_service: RunningSe
     assert wait_until(lambda: svc.backend.stats().kv.blocks_used == 0, timeout=10)
     # ... and the engine keeps serving.
     assert (await post("after the failures"))[0] == 200
+
+
+@pytest.mark.parametrize("seconds", [0.0, 0.0004, 0.9996, 1.0, 1.0004, 1.5, 59.9999, 60.0])
+def test_retry_after_and_retry_after_ms_always_agree(seconds: float) -> None:
+    """The two headers say the same wait: whole seconds are the milliseconds rounded up (a
+    refusal at 1.0004 s once said `Retry-After: 2` beside `retry-after-ms: 1000`)."""
+    headers = retry_headers(seconds)
+    ms = int(headers["retry-after-ms"])
+    assert ms >= 1 and ms >= seconds * 1000
+    assert int(headers["Retry-After"]) == max(1, -(-ms // 1000))

@@ -133,6 +133,20 @@ class BackendStats:
     steps_total: int = 0
     engine_alive: bool = True
     kv: KVCacheStats | None = None
+    upstreams: tuple[UpstreamStats, ...] | None = None  # only a backend that fronts replicas
+
+
+@dataclass(frozen=True)
+class UpstreamStats:
+    """One replica behind a proxy backend: the sums in BackendStats hide which one is full or
+    out of rotation. `waiting` and `running` are the replica's own figures at its last good
+    /metrics reading (None: no reading), `outstanding` is this service's requests on it."""
+
+    url: str
+    healthy: bool
+    outstanding: int
+    waiting: float | None
+    running: float | None
 
 
 class EngineError(Exception):

@@ -218,6 +218,35 @@ KV_CACHE_INFO = MetricDef(
     labels=("model", "block_size", "num_blocks", "dtype", "device"), source=_KV_SOURCE,
 )  # fmt: skip
 
+# Only for a backend that fronts replicas (`BackendStats.upstreams`, `serve --upstream`): one
+# series per configured upstream, its base URL as the label (the operator's configuration,
+# never a client's text).
+_UPSTREAM_SOURCE = "backend.stats().upstreams at scrape time"
+_UPSTREAM_LABELS = ("model", "upstream")
+UPSTREAM_UP = MetricDef(
+    "inferwatch_upstream_up", "gauge",
+    "1 while the upstream is in rotation, 0 while its checks fail or after a request found it "
+    "dead.",
+    unit="boolean", labels=_UPSTREAM_LABELS, source=_UPSTREAM_SOURCE,
+)  # fmt: skip
+UPSTREAM_WAITING = MetricDef(
+    "inferwatch_upstream_requests_waiting", "gauge",
+    "The upstream's own waiting requests (vllm:num_requests_waiting), every client's, at its "
+    "last good /metrics reading.",
+    unit="requests", labels=_UPSTREAM_LABELS, source=_UPSTREAM_SOURCE,
+)  # fmt: skip
+UPSTREAM_RUNNING = MetricDef(
+    "inferwatch_upstream_requests_running", "gauge",
+    "The upstream's own running requests (vllm:num_requests_running), every client's, at its "
+    "last good /metrics reading.",
+    unit="requests", labels=_UPSTREAM_LABELS, source=_UPSTREAM_SOURCE,
+)  # fmt: skip
+UPSTREAM_OUTSTANDING = MetricDef(
+    "inferwatch_upstream_outstanding_requests", "gauge",
+    "This service's requests on the upstream now, sent and not yet ended.",
+    unit="requests", labels=_UPSTREAM_LABELS, source=_UPSTREAM_SOURCE,
+)  # fmt: skip
+
 SERVICE_FAMILIES: tuple[MetricDef, ...] = (
     REQUESTS, REJECTIONS, TIME_TO_FIRST_TOKEN, INTER_TOKEN_LATENCY, REQUEST_DURATION,
     QUEUE_WAIT, PROMPT_TOKENS, GENERATION_TOKENS, QUEUE_DEPTH, QUEUE_OLDEST_WAIT,
@@ -230,7 +259,13 @@ KV_CACHE_FAMILIES: tuple[MetricDef, ...] = (
     KV_CACHE_INFO,
 )  # fmt: skip
 
-CATALOG: tuple[MetricDef, ...] = (*SERVICE_FAMILIES, *KV_CACHE_FAMILIES, *EXPORTER_FAMILIES)
+UPSTREAM_FAMILIES: tuple[MetricDef, ...] = (
+    UPSTREAM_UP, UPSTREAM_WAITING, UPSTREAM_RUNNING, UPSTREAM_OUTSTANDING,
+)  # fmt: skip
+
+CATALOG: tuple[MetricDef, ...] = (
+    *SERVICE_FAMILIES, *KV_CACHE_FAMILIES, *UPSTREAM_FAMILIES, *EXPORTER_FAMILIES,
+)  # fmt: skip
 
 
 def metric_names(catalog: tuple[MetricDef, ...] = CATALOG) -> frozenset[str]:

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 
 from prometheus_client.core import Metric
 
-from inference.backend import Backend, KVCacheStats, Priority
+from inference.backend import Backend, KVCacheStats, Priority, UpstreamStats
 from inference.telemetry import catalog
 
 
@@ -41,6 +41,8 @@ class QueueSource:
         families: list[Metric] = [depth, oldest, running, waiting]
         if stats.kv is not None:
             families += _kv_families(model, stats.kv)
+        if stats.upstreams is not None:
+            families += _upstream_families(model, stats.upstreams)
         return families
 
     def on_error(self, exc: BaseException) -> Iterable[Metric]:
@@ -68,3 +70,21 @@ def _kv_families(model: str, kv: KVCacheStats) -> list[Metric]:
         1,
     )
     return [usage, blocks, queries, hits, preemptions, info]
+
+
+def _upstream_families(model: str, upstreams: Iterable[UpstreamStats]) -> list[Metric]:
+    """A replica without a good /metrics reading has no waiting or running sample rather than
+    a stale or zero one; its `up` and outstanding figures are always known."""
+    up = catalog.UPSTREAM_UP.family()
+    waiting = catalog.UPSTREAM_WAITING.family()
+    running = catalog.UPSTREAM_RUNNING.family()
+    outstanding = catalog.UPSTREAM_OUTSTANDING.family()
+    for u in upstreams:
+        labels = [model, u.url]
+        up.add_metric(labels, 1 if u.healthy else 0)
+        outstanding.add_metric(labels, u.outstanding)
+        if u.waiting is not None:
+            waiting.add_metric(labels, u.waiting)
+        if u.running is not None:
+            running.add_metric(labels, u.running)
+    return [up, waiting, running, outstanding]

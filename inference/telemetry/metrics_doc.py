@@ -15,7 +15,12 @@ from dataclasses import dataclass
 from prometheus_client.utils import floatToGoString
 
 from exporters.catalog import COLLECTOR_FAMILIES, GPU_FAMILIES, HOST_FAMILIES, MetricDef
-from inference.telemetry.catalog import KV_CACHE_FAMILIES, PRIORITIES, SERVICE_FAMILIES
+from inference.telemetry.catalog import (
+    KV_CACHE_FAMILIES,
+    PRIORITIES,
+    SERVICE_FAMILIES,
+    UPSTREAM_FAMILIES,
+)
 
 PATH = "docs/metrics.md"
 _WIDTH = 100
@@ -102,6 +107,17 @@ _PARTS: tuple[Part, ...] = (
         "read from `BackendStats.kv` at each scrape, and a backend without one (a proxy in "
         "front of other replicas) leaves them out rather than exporting invented zeros.",
         KV_CACHE_FAMILIES,
+    ),
+    Part(
+        "Upstreams",
+        "Only for `inferwatch serve --upstream` (inference/upstream/): one series per "
+        "configured upstream, labelled with its base URL. The service's queue and running "
+        "figures above are these replicas' figures summed; these show which replica is full "
+        "or out of rotation. A replica whose /metrics has not answered has no waiting or "
+        "running sample, rather than a zero; the figures are at most one health poll old "
+        "(`--upstream-poll-seconds`, 0.5 s). vLLM's own families (`vllm:*`) stay on each "
+        "replica's /metrics and are not copied here.",
+        UPSTREAM_FAMILIES,
     ),
     Part(
         "GPU exporter",

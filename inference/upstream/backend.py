@@ -27,9 +27,10 @@ from inference.backend import (
     PromptTooLongError,
     StepStats,
     Tokenizer,
+    UpstreamStats,
 )
 from inference.upstream.config import UpstreamConfig
-from inference.upstream.pool import RUNNING, UpstreamPool
+from inference.upstream.pool import RUNNING, WAITING, UpstreamPool
 from inference.upstream.stream import Route, UpstreamStream
 from inference.upstream.wire import completion_body
 
@@ -175,6 +176,16 @@ class UpstreamBackend:
         oldest = dict.fromkeys(Priority, 0.0)
         running, now = 0, time.monotonic()
         upstreams = self._pool.upstreams if self._pool is not None else []
+        each = tuple(
+            UpstreamStats(
+                url=u.url,
+                healthy=u.healthy,
+                outstanding=u.in_flight,
+                waiting=u.figures.get(WAITING),
+                running=u.figures.get(RUNNING),
+            )
+            for u in upstreams
+        )
         for upstream in upstreams:
             if not upstream.figures:
                 continue
@@ -188,6 +199,7 @@ class UpstreamBackend:
             running=running,
             engine_alive=self.ready(),
             kv=None,
+            upstreams=each,
         )
 
     def add_step_listener(self, listener: Callable[[StepStats], None]) -> None:

@@ -19,6 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.support.exposition import families
 from tests.support.waiting import wait_until
 from tests.upstream.processes import SERVED_NAME, Server, start_inferwatch
 
@@ -53,7 +54,9 @@ async def load(front: Server, sent: list[int]) -> list[httpx.Response]:
         return await asyncio.gather(*(one() for _ in range(REQUESTS)))
 
 
-def test_killing_an_upstream_under_load_loses_no_request(pair: tuple[Server, Server]) -> None:
+def test_killing_an_upstream_under_load_loses_no_request(
+    vllm: Server, pair: tuple[Server, Server]
+) -> None:
     front, tiny = pair
     tiny.pause()
     sent: list[int] = []
@@ -69,3 +72,32 @@ def test_killing_an_upstream_under_load_loses_no_request(pair: tuple[Server, Ser
     retried = front.log.read_text().count("upstream failed before the first token")
     assert retried >= 1  # some requests were on the dead upstream, and were served elsewhere
     assert front.answers("/ready")  # the survivor keeps the service ready
+
+    # Each upstream has its own series: the dead one out of rotation with no queue figures
+    # (inferwatch serve publishes no vllm:* ones, and a dead one none at all), vLLM in it.
+    def scrape() -> str:
+        return httpx.get(front.base_url + "/metrics", timeout=30).text
+
+    def nothing_outstanding() -> bool:  # a stream's bookkeeping ends just after its answer
+        page = scrape()
+        return upstream_samples(page, "inferwatch_upstream_outstanding_requests") == {
+            vllm.base_url: 0.0,
+            tiny.base_url: 0.0,
+        }
+
+    assert wait_until(nothing_outstanding, timeout=30)
+    page = scrape()
+    assert upstream_samples(page, "inferwatch_upstream_up") == {
+        vllm.base_url: 1.0,
+        tiny.base_url: 0.0,
+    }
+    assert set(upstream_samples(page, "inferwatch_upstream_requests_waiting")) == {vllm.base_url}
+
+
+def upstream_samples(page: str, name: str) -> dict[str, float]:
+    return {
+        s.labels["upstream"]: s.value
+        for family in families(page)
+        for s in family.samples
+        if s.name == name
+    }

@@ -1,7 +1,7 @@
 """In front of vLLM the metric contract holds: every `inferwatch_*` family is the catalog's
 (type, help, labels, vocabulary), the KV-cache families are absent rather than invented (vLLM
 publishes no blocks), latency is measured at the edge by priority, and the running figure is
-vLLM's own `num_requests_running`, read from its /metrics."""
+vLLM's own `num_requests_running`, read from its /metrics, in total and per upstream."""
 
 from __future__ import annotations
 
@@ -9,7 +9,12 @@ import threading
 
 import httpx
 
-from inference.telemetry.catalog import CATALOG, KV_CACHE_FAMILIES, SERVICE_FAMILIES
+from inference.telemetry.catalog import (
+    CATALOG,
+    KV_CACHE_FAMILIES,
+    SERVICE_FAMILIES,
+    UPSTREAM_FAMILIES,
+)
 from tests.support.catalog_check import disagreements, families_of, not_exported
 from tests.support.exposition import families
 from tests.support.waiting import wait_until
@@ -31,15 +36,16 @@ def sample(text: str, name: str, **labels: str) -> float | None:
     return None
 
 
-def test_the_contract_holds_with_no_kv_families(front: Server) -> None:
+def test_the_contract_holds_with_no_kv_families(vllm: Server, front: Server) -> None:
     body = {"model": SERVED_NAME, "prompt": "contract", "max_tokens": 4, "priority": "premium"}
     assert httpx.post(front.base_url + "/v1/completions", json=body, timeout=60).status_code == 200
     exported = families_of(scrape(front))
     assert disagreements(exported, CATALOG) == {}
     assert {d.name for d in KV_CACHE_FAMILIES} & set(exported) == set()
-    assert not_exported(SERVICE_FAMILIES, exported) == set()
+    assert not_exported((*SERVICE_FAMILIES, *UPSTREAM_FAMILIES), exported) == set()
     page = scrape(front)
     assert sample(page, "inferwatch_build_info", backend="vllm-proxy", device="upstream") == 1
+    assert sample(page, "inferwatch_upstream_up", upstream=vllm.base_url) == 1
     ttft = sample(page, "inferwatch_time_to_first_token_seconds_count", priority="premium")
     assert ttft is not None and ttft >= 1
 
@@ -61,8 +67,11 @@ def test_running_is_vllms_own_figure(vllm: Server, front: Server) -> None:
         theirs = sample(
             httpx.get(vllm.base_url + "/metrics", timeout=30).text, "vllm:num_requests_running"
         )
-        ours = sample(scrape(front), "inferwatch_requests_running", model=SERVED_NAME)
-        return theirs == 1 and ours == 1
+        page = scrape(front)
+        ours = sample(page, "inferwatch_requests_running", model=SERVED_NAME)
+        each = sample(page, "inferwatch_upstream_requests_running", upstream=vllm.base_url)
+        outstanding = sample(page, "inferwatch_upstream_outstanding_requests")
+        return theirs == 1 and ours == 1 and each == 1 and outstanding == 1
 
     assert wait_until(both_say_one, timeout=60, interval=0.2) or done.is_set()
     assert done.wait(300)

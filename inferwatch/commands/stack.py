@@ -1,11 +1,14 @@
 """`inferwatch stack up`: the service, exporter, Prometheus and Alertmanager on loopback from the
-generated configurations (what `make run` starts); Ctrl-C stops everything. See deploy/stack.py."""
+generated configurations (what `make run` starts); Ctrl-C or SIGTERM stops everything. See
+deploy/stack.py."""
 
 from __future__ import annotations
 
 import argparse
 import shlex
+import signal
 from pathlib import Path
+from types import FrameType
 
 from deploy import topology as t
 
@@ -37,6 +40,9 @@ def run(args: argparse.Namespace) -> int:
         )
     )  # fmt: skip
     stack.prepare()
+    # SIGTERM (a supervisor's `kill`) takes Ctrl-C's path; Python's default would end this
+    # process at once and leave Prometheus, Alertmanager and the service running.
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         stack.start()
         return stack.wait()
@@ -45,3 +51,7 @@ def run(args: argparse.Namespace) -> int:
         return 1
     finally:
         stack.stop()
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt

@@ -5,10 +5,13 @@ the rest."""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import httpx
@@ -37,7 +40,10 @@ def test_stack_up_starts_the_loop_and_ctrl_c_stops_it(tmp_path: Path) -> None:
         "--prometheus-port", str(ports["prom"]), "--alertmanager-port", str(ports["am"]),
         "--exporter-port", str(ports["exp"]), "--scrape-interval", "1",
     ]  # fmt: skip
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        preexec_fn=_terminal_sigint, start_new_session=True,
+    )  # fmt: skip
     prometheus = f"http://127.0.0.1:{ports['prom']}"
     try:
         assert wait_until(lambda: (tmp_path / "prometheus.yml").exists(), timeout=60)
@@ -59,10 +65,63 @@ def test_stack_up_starts_the_loop_and_ctrl_c_stops_it(tmp_path: Path) -> None:
         assert answer.status_code == 200
     finally:
         proc.send_signal(signal.SIGINT)
-        out, _ = proc.communicate(timeout=90)
+        out = _communicate_or_kill(proc, timeout=90)
     assert proc.returncode == 0, out
     assert f"prometheus:   {prometheus}" in out
     assert not _safe(httpx.get, f"http://127.0.0.1:{ports['svc']}/health")  # all stopped
+
+
+def _terminal_sigint() -> None:
+    """The stack gets Ctrl-C as from a terminal even when this suite was started by a
+    non-interactive shell's `&`, which leaves SIGINT ignored in every child (and Python keeps
+    an ignored SIGINT ignored): all three suite runs at once in the background failed so."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def _communicate_or_kill(proc: subprocess.Popen[str], timeout: float) -> str:
+    """Its output once it has exited; past `timeout`, its whole session is killed (no
+    Prometheus or service left running after a failed test) and the test fails."""
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, _ = proc.communicate()
+        pytest.fail(f"the stack did not stop within {timeout:.0f} s of Ctrl-C:\n{out}")
+    return out
+
+
+def test_sigterm_stops_every_part_too(tmp_path: Path) -> None:
+    """A supervisor's SIGTERM takes Ctrl-C's path: every part is stopped, none is orphaned."""
+    ports = {name: free_port() for name in ("svc", "prom", "am", "exp")}
+    cmd = [
+        str(INFERWATCH), "stack", "up", "--run-dir", str(tmp_path), "--port", str(ports["svc"]),
+        "--prometheus-port", str(ports["prom"]), "--alertmanager-port", str(ports["am"]),
+        "--exporter-port", str(ports["exp"]), "--serve-args", "--model tiny",
+    ]  # fmt: skip
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        start_new_session=True,
+    )  # fmt: skip
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(proc.stdout or ()), daemon=True)
+    reader.start()
+    try:
+        started = wait_until(lambda: any("Ctrl-C" in line for line in lines), timeout=240)
+        assert started, (proc.poll(), lines)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=90)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            pytest.fail(f"the stack did not stop within 90 s of SIGTERM: {lines}")
+    reader.join(timeout=30)
+    answering = [p for p in ports.values() if _safe(httpx.get, f"http://127.0.0.1:{p}/")]
+    with contextlib.suppress(ProcessLookupError):  # orphans of a failed stop: not left behind
+        os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 0, lines
+    assert answering == []  # every part has stopped
 
 
 def _safe(call, *args):  # type: ignore[no-untyped-def]

@@ -115,8 +115,15 @@ class UpstreamStream:
             tried.append(upstream)
             times = RequestTimes(arrival=self.request.arrival, first_scheduled=time.monotonic())
             ticket = pool.begin(upstream, self.request.priority)
+            ended = False
             try:
                 async for output in self._attempt(upstream, ticket, times):
+                    if output.finished:
+                        # The reader stops at the last output and may never resume this
+                        # generator, so `finally` would wait for its garbage collection: the
+                        # request would stay outstanding on the upstream and skew the choice.
+                        ended = True
+                        pool.end(upstream, ticket)
                     yield output
                 return
             except UpstreamBusyError as exc:
@@ -128,7 +135,8 @@ class UpstreamStream:
                 fields = {"request_id": self.request.request_id, "url": upstream.url}
                 log.warning("upstream failed before the first token", extra={"fields": fields})
             finally:
-                pool.end(upstream, ticket)
+                if not ended:
+                    pool.end(upstream, ticket)
         if busy_after is not None:
             raise QueueFullError(f"every upstream is busy ({failure})", retry_after=busy_after)
         raise CircuitOpenError(

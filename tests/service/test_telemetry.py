@@ -23,7 +23,7 @@ from opentelemetry.trace import SpanKind
 from inference.admission.config import AdmissionConfig
 from inference.api.app import create_app
 from inference.settings import Settings
-from inference.telemetry.catalog import KV_CACHE_FAMILIES, SERVICE_FAMILIES
+from inference.telemetry.catalog import KV_CACHE_FAMILIES, SERVICE_FAMILIES, UPSTREAM_FAMILIES
 from inference.telemetry.logs import REQUEST_LOGGER, JsonFormatter
 from inference.telemetry.server_span import is_installed, middleware_layers
 from tests.support.exposition import exemplar_trace_ids, total
@@ -47,9 +47,9 @@ def _traffic(service: RunningService, n: int = 2) -> None:
 
 
 def test_service_families_equal_the_docs_tables() -> None:
-    """The committed reference page's service, engine and KV-cache tables name exactly the
-    service catalog (the page is generated from it; `inferwatch generate --check` fails on
-    drift)."""
+    """The committed reference page's service, engine, KV-cache and upstream tables name
+    exactly the service catalog (the page is generated from it; `inferwatch generate --check`
+    fails on drift)."""
     text = METRICS_DOC.read_text()  # the contract: missing it is a failure, not a skip
     section = text.split("## Service and engine", 1)[1].split("\n## GPU exporter", 1)[0]
     names: list[str] = []
@@ -57,7 +57,7 @@ def test_service_families_equal_the_docs_tables() -> None:
         cells = line.split("|")[1:-1]
         if line.startswith("| `") and len(cells) > 2:  # a family row, not a bucket-layout row
             names += re.findall(r"`([a-z_:]+)`", cells[0])
-    assert sorted(names) == sorted(SERVICE_METRIC_NAMES)
+    assert sorted(names) == sorted([*SERVICE_METRIC_NAMES, *(d.name for d in UPSTREAM_FAMILIES)])
 
 
 def test_exposition_has_every_family_and_passes_promtool(service: RunningService) -> None:

@@ -222,30 +222,37 @@ KV_CACHE_INFO = MetricDef(
 # series per configured upstream, its base URL as the label (the operator's configuration,
 # never a client's text).
 _UPSTREAM_SOURCE = "backend.stats().upstreams at scrape time"
-_UPSTREAM_LABELS = ("model", "upstream")
-UPSTREAM_UP = MetricDef(
-    "inferwatch_upstream_up", "gauge",
+
+
+def _per_upstream(name: str, help_: str, unit: str) -> MetricDef:
+    return MetricDef(
+        name, "gauge", help_, unit=unit, labels=("model", "upstream"), source=_UPSTREAM_SOURCE
+    )
+
+
+UPSTREAM_UP = _per_upstream(
+    "inferwatch_upstream_up",
     "1 while the upstream is in rotation, 0 while its checks fail or after a request found it "
     "dead.",
-    unit="boolean", labels=_UPSTREAM_LABELS, source=_UPSTREAM_SOURCE,
-)  # fmt: skip
-UPSTREAM_WAITING = MetricDef(
-    "inferwatch_upstream_requests_waiting", "gauge",
+    "boolean",
+)
+UPSTREAM_WAITING = _per_upstream(
+    "inferwatch_upstream_requests_waiting",
     "The upstream's own waiting requests (vllm:num_requests_waiting), every client's, at its "
     "last good /metrics reading.",
-    unit="requests", labels=_UPSTREAM_LABELS, source=_UPSTREAM_SOURCE,
-)  # fmt: skip
-UPSTREAM_RUNNING = MetricDef(
-    "inferwatch_upstream_requests_running", "gauge",
+    "requests",
+)
+UPSTREAM_RUNNING = _per_upstream(
+    "inferwatch_upstream_requests_running",
     "The upstream's own running requests (vllm:num_requests_running), every client's, at its "
     "last good /metrics reading.",
-    unit="requests", labels=_UPSTREAM_LABELS, source=_UPSTREAM_SOURCE,
-)  # fmt: skip
-UPSTREAM_OUTSTANDING = MetricDef(
-    "inferwatch_upstream_outstanding_requests", "gauge",
+    "requests",
+)
+UPSTREAM_OUTSTANDING = _per_upstream(
+    "inferwatch_upstream_outstanding_requests",
     "This service's requests on the upstream now, sent and not yet ended.",
-    unit="requests", labels=_UPSTREAM_LABELS, source=_UPSTREAM_SOURCE,
-)  # fmt: skip
+    "requests",
+)
 
 SERVICE_FAMILIES: tuple[MetricDef, ...] = (
     REQUESTS, REJECTIONS, TIME_TO_FIRST_TOKEN, INTER_TOKEN_LATENCY, REQUEST_DURATION,

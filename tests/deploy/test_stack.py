@@ -12,7 +12,9 @@ import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import NoReturn
 
 import httpx
 import pytest
@@ -33,17 +35,24 @@ def _targets(prometheus: str) -> list[tuple[str, str]] | None:
     return sorted((t["labels"]["job"], t["health"]) for t in body["data"]["activeTargets"])
 
 
-def test_stack_up_starts_the_loop_and_ctrl_c_stops_it(tmp_path: Path) -> None:
+def _stack_up(tmp_path: Path, *extra: str) -> tuple[dict[str, int], subprocess.Popen[str]]:
+    """`inferwatch stack up` on free ports, in a session of its own (so a failed test can kill
+    every part), getting Ctrl-C as from a terminal."""
     ports = {name: free_port() for name in ("svc", "prom", "am", "exp")}
     cmd = [
         str(INFERWATCH), "stack", "up", "--run-dir", str(tmp_path), "--port", str(ports["svc"]),
         "--prometheus-port", str(ports["prom"]), "--alertmanager-port", str(ports["am"]),
-        "--exporter-port", str(ports["exp"]), "--scrape-interval", "1",
+        "--exporter-port", str(ports["exp"]), *extra,
     ]  # fmt: skip
     proc = subprocess.Popen(
         cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         preexec_fn=_terminal_sigint, start_new_session=True,
     )  # fmt: skip
+    return ports, proc
+
+
+def test_stack_up_starts_the_loop_and_ctrl_c_stops_it(tmp_path: Path) -> None:
+    ports, proc = _stack_up(tmp_path, "--scrape-interval", "1")
     prometheus = f"http://127.0.0.1:{ports['prom']}"
     try:
         assert wait_until(lambda: (tmp_path / "prometheus.yml").exists(), timeout=60)
@@ -79,29 +88,27 @@ def _terminal_sigint() -> None:
 
 
 def _communicate_or_kill(proc: subprocess.Popen[str], timeout: float) -> str:
-    """Its output once it has exited; past `timeout`, its whole session is killed (no
-    Prometheus or service left running after a failed test) and the test fails."""
+    """Its output once it has exited; past `timeout`, see _kill_and_fail."""
     try:
         out, _ = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        out, _ = proc.communicate()
-        pytest.fail(f"the stack did not stop within {timeout:.0f} s of Ctrl-C:\n{out}")
+        _kill_and_fail(proc, timeout, lambda: proc.communicate()[0])
     return out
+
+
+def _kill_and_fail(
+    proc: subprocess.Popen[str], timeout: float, output: Callable[[], object]
+) -> NoReturn:
+    """Its whole session is killed (no Prometheus or service left running after a failed
+    test), then the test fails with what it printed."""
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    pytest.fail(f"the stack did not stop within {timeout:.0f} s of its signal:\n{output()}")
 
 
 def test_sigterm_stops_every_part_too(tmp_path: Path) -> None:
     """A supervisor's SIGTERM takes Ctrl-C's path: every part is stopped, none is orphaned."""
-    ports = {name: free_port() for name in ("svc", "prom", "am", "exp")}
-    cmd = [
-        str(INFERWATCH), "stack", "up", "--run-dir", str(tmp_path), "--port", str(ports["svc"]),
-        "--prometheus-port", str(ports["prom"]), "--alertmanager-port", str(ports["am"]),
-        "--exporter-port", str(ports["exp"]), "--serve-args", "--model tiny",
-    ]  # fmt: skip
-    proc = subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        start_new_session=True,
-    )  # fmt: skip
+    ports, proc = _stack_up(tmp_path, "--serve-args", "--model tiny")
     lines: list[str] = []
     reader = threading.Thread(target=lambda: lines.extend(proc.stdout or ()), daemon=True)
     reader.start()
@@ -113,9 +120,7 @@ def test_sigterm_stops_every_part_too(tmp_path: Path) -> None:
         try:
             proc.wait(timeout=90)
         except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-            pytest.fail(f"the stack did not stop within 90 s of SIGTERM: {lines}")
+            _kill_and_fail(proc, 90, lambda: lines)
     reader.join(timeout=30)
     answering = [p for p in ports.values() if _safe(httpx.get, f"http://127.0.0.1:{p}/")]
     with contextlib.suppress(ProcessLookupError):  # orphans of a failed stop: not left behind

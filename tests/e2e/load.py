@@ -26,6 +26,7 @@ MIX = ("premium", "standard", "standard", "batch", "standard", "batch", "premium
 class Phase:
     rate: float  # arrivals per second; 0 pauses
     max_tokens: int
+    prompt_chars: int = 0  # padding to this length (the tiny model's tokens are bytes)
 
 
 @dataclass
@@ -46,8 +47,8 @@ class Load:
         self._thread.start()
         return self
 
-    def set(self, rate: float, max_tokens: int) -> None:
-        self.phase = Phase(rate, max_tokens)
+    def set(self, rate: float, max_tokens: int, prompt_chars: int = 0) -> None:
+        self.phase = Phase(rate, max_tokens, prompt_chars)
 
     def count(self, priority: str, status: int) -> int:
         with self._lock:
@@ -71,7 +72,7 @@ class Load:
                 if len(in_flight) >= self.max_in_flight:
                     self.skipped += 1
                 else:
-                    task = asyncio.create_task(self._one(c, priority, index, phase.max_tokens))
+                    task = asyncio.create_task(self._one(c, priority, index, phase))
                     in_flight.add(task)
                     task.add_done_callback(in_flight.discard)
                 await asyncio.sleep(1.0 / phase.rate)
@@ -79,9 +80,13 @@ class Load:
                 task.cancel()
             await asyncio.gather(*in_flight, return_exceptions=True)
 
-    async def _one(self, c: httpx.AsyncClient, priority: str, index: int, max_tokens: int) -> None:
-        body = {"model": self.model, "prompt": f"incident {index % 50} tell me more",
-                "max_tokens": max_tokens, "priority": priority}  # fmt: skip
+    async def _one(self, c: httpx.AsyncClient, priority: str, index: int, phase: Phase) -> None:
+        prompt = f"incident {index % 50} tell me more"
+        if phase.prompt_chars > len(prompt):  # distinct from its first block: no prefix-cache hit
+            prompt = f"incident {index} " + "and then " * (phase.prompt_chars // 9)
+            prompt = prompt[: phase.prompt_chars]
+        body = {"model": self.model, "prompt": prompt, "max_tokens": phase.max_tokens,
+                "priority": priority}  # fmt: skip
         try:
             status = (await c.post("/v1/completions", json=body)).status_code
         except httpx.HTTPError:

@@ -3,7 +3,9 @@ given targets every second, evaluating given rule files every second, storing ex
 
 from __future__ import annotations
 
+import math
 import subprocess
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -66,6 +68,15 @@ class Prometheus:
 
     def instant(self, query: str) -> list[dict[str, Any]]:
         return self.api("query", query=query)["result"]
+
+    def since(self, query: str, start: float, step: float = 1.0) -> list[dict[str, Any]]:
+        """A panel's range query from about `start` to now, with a step point at now itself: a
+        series first recorded within the last step (a baseline that an instant query just
+        found) has no sample at steps aligned on `start`, and read as no series at all."""
+        end = time.time()
+        steps = max(1, math.ceil((end - start) / step))
+        data = self.api("query_range", query=query, start=end - steps * step, end=end, step=step)
+        return data["result"]
 
     def stop(self) -> None:
         self.client.close()

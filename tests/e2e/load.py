@@ -22,7 +22,7 @@ MIX = ("premium", "standard", "standard", "batch", "standard", "batch", "premium
        "batch", "standard")  # fmt: skip
 
 
-@dataclass
+@dataclass(frozen=True)
 class Phase:
     rate: float  # arrivals per second; 0 pauses
     max_tokens: int
@@ -46,9 +46,6 @@ class Load:
     def start(self) -> Load:
         self._thread.start()
         return self
-
-    def set(self, rate: float, max_tokens: int, prompt_chars: int = 0) -> None:
-        self.phase = Phase(rate, max_tokens, prompt_chars)
 
     def count(self, priority: str, status: int) -> int:
         with self._lock:

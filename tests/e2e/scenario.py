@@ -35,7 +35,7 @@ from alerts.baseline import BASELINE, baseline_rules
 from alerts.rules import render_rules
 from alerts.spec import SPEC
 from deploy.stack import Stack, StackConfig
-from tests.e2e.load import Load
+from tests.e2e.load import Load, Phase
 from tests.support.exposition import total
 from tests.support.otlp_sink import OtlpSink
 from tests.support.serve_process import free_port
@@ -56,11 +56,11 @@ FAST = replace(
 # Overload: ten times the arrivals, each with a 600-byte prompt (600 tokens of the tiny model's
 # byte tokenizer) and four times the output. Short prompts do not make an overload on a fast
 # machine: at 30 req/s of 25 + 32 tokens a quiet 2-core machine served everything with a TTFT
-# p95 of 20 ms, under the 50 ms floor of the TTFT baseline, and in CI (stop 11) no baseline alert
-# fired. Each long prompt fills a good part of the 64-block cache, so requests queue for blocks
-# behind the admission gate on any machine (TTFT p95 0.55 s here).
-STEADY = (3.0, 8, 0)
-OVERLOAD = (30.0, 32, 600)
+# p95 of 20 ms, under the 50 ms floor of the TTFT baseline, and in CI no baseline alert fired.
+# Each long prompt fills a good part of the 64-block cache, so requests queue for blocks behind
+# the admission gate on any machine (TTFT p95 0.55 s here).
+STEADY = Phase(rate=3.0, max_tokens=8)
+OVERLOAD = Phase(rate=30.0, max_tokens=32, prompt_chars=600)
 # Alertmanager repeats a firing group to the service every WEBHOOK_REPEAT (5 m in production)
 # and the service holds an alert it stops hearing for a lease of about twice that (660 s).
 WEBHOOK_REPEAT_S, ALERT_LEASE_S = 20, 45
@@ -208,7 +208,7 @@ def steady(loop: Loop) -> None:
     """Every target up, then steady traffic until the baselines exist (a breach needs one)."""
     _until("target up", lambda: loop.targets() == EXPECTED_TARGETS, 120, loop.targets)
     loop.marks["steady"] = time.time()
-    loop.load.set(*STEADY)
+    loop.load.phase = STEADY
     for priority in ("premium", "standard", "batch"):  # a refusal per priority, for the boards
         loop.complete(priority, max_tokens=10**6)
     wanted = [
@@ -247,7 +247,7 @@ def overload(loop: Loop) -> None:
     """Ten times the steady load until a baseline alert fires, Alertmanager has delivered it to
     the service, the level is up and batch is refused while premium is served."""
     loop.marks["overload"] = time.time()
-    loop.load.set(*OVERLOAD)
+    loop.load.phase = OVERLOAD
 
     def firing() -> list[dict[str, Any]]:
         return _baseline_alerts(loop, "firing")
@@ -291,7 +291,7 @@ def _acting(loop: Loop) -> list[str]:
 def recover(loop: Loop) -> None:
     """Back to the steady load until those alerts resolve and the level is 0 again."""
     loop.marks["recover"] = time.time()
-    loop.load.set(*STEADY)
+    loop.load.phase = STEADY
     _until("alerts resolved", lambda: not _acting(loop), 240, lambda: _acting(loop))
     _until("level 0", lambda: loop.level() == 0, 180, loop.degradation)
     loop.marks["recovered"] = time.time()

@@ -159,14 +159,19 @@ class UpstreamStream:
             ) as response:
                 if response.status_code != 200:
                     raise _refusal(response.status_code, await response.aread(), response)
+                done = False
+                # Read to the end of the body, past [DONE]: httpx closes a connection whose
+                # body was left unread instead of keeping it, and every request would open
+                # a new one (a TCP handshake on the way to its first token).
                 async for line in response.aiter_lines():
-                    chunk = parse_event(line)
+                    chunk = None if done else parse_event(line)
                     if chunk is None:
                         continue
                     if chunk.error is not None:
                         raise UpstreamFailedEarly(chunk.error)
                     if chunk.done:
-                        break
+                        done = True
+                        continue
                     now = time.monotonic()
                     if chunk.tokens:
                         if times.first_token is None:

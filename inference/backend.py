@@ -253,6 +253,11 @@ class Backend(Protocol):
 
     def stats(self) -> BackendStats: ...
 
+    async def refresh_stats(self) -> None:
+        """Called before a scrape reads `stats()`: a backend whose figures are read from
+        elsewhere (the upstreams' /metrics) reads them now; the engine's are always current."""
+        ...
+
     def add_step_listener(self, listener: Callable[[StepStats], None]) -> None:
         """Called from the engine thread after every step; must be fast and thread-safe."""
         ...

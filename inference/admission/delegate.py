@@ -59,5 +59,8 @@ class DelegatingBackend:
     def stats(self) -> BackendStats:
         return self.inner.stats()
 
+    async def refresh_stats(self) -> None:
+        await self.inner.refresh_stats()
+
     def add_step_listener(self, listener: Callable[[StepStats], None]) -> None:
         self.inner.add_step_listener(listener)

@@ -35,6 +35,8 @@ async def metrics(request: Request) -> Response:
     """OpenMetrics (with exemplars) when the scraper asks for it, classic text otherwise."""
     registry: CollectorRegistry = request.app.state.registry
     encoder, content_type = choose_encoder(request.headers.get("accept", ""))
+    backend: Backend = request.app.state.backend
+    await backend.refresh_stats()  # figures read elsewhere (an upstream's) as of this scrape
     # Off the event loop: a collector (NVML) may block for a moment.
     body = await anyio.to_thread.run_sync(encoder, registry)
     return Response(body, media_type=content_type)

@@ -129,6 +129,9 @@ class AsyncEngine:
             outputs = [self._postprocessor.finish(seq, "cancelled")] if seq is not None else []
         self._bridge.deliver(outputs)
 
+    async def refresh_stats(self) -> None:
+        """Nothing to read: `stats()` is the scheduler's own state, current at every call."""
+
     def stats(self) -> BackendStats:
         with self._lock:
             now = time.monotonic()

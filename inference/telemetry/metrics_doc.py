@@ -114,9 +114,10 @@ _PARTS: tuple[Part, ...] = (
         "configured upstream, labelled with its base URL. The service's queue and running "
         "figures above are these replicas' figures summed; these show which replica is full "
         "or out of rotation. A replica whose /metrics has not answered has no waiting or "
-        "running sample, rather than a zero; the figures are at most one health poll old "
-        "(`--upstream-poll-seconds`, 0.5 s). vLLM's own families (`vllm:*`) stay on each "
-        "replica's /metrics and are not copied here.",
+        "running sample, rather than a zero. A scrape reads each replica's /metrics first, so "
+        "the figures are as of the scrape; a replica slower than 1 s to answer shows its last "
+        "health poll's (`--upstream-poll-seconds`, 0.5 s). vLLM's own families (`vllm:*`) "
+        "stay on each replica's /metrics and are not copied here.",
         UPSTREAM_FAMILIES,
     ),
     Part(

@@ -167,8 +167,14 @@ class UpstreamBackend:
         if stream is not None:
             await stream.aclose()
 
+    async def refresh_stats(self) -> None:
+        """Each upstream's /metrics read now, so a scrape shows its figures as of the scrape."""
+        if self._pool is not None:
+            await self._pool.refresh_figures()
+
     def stats(self) -> BackendStats:
-        """From each upstream's last /metrics reading (at most one poll old): running is vLLM's
+        """From each upstream's last /metrics reading (read at scrape time by
+        `refresh_stats`, otherwise at most one poll old): running is vLLM's
         `num_requests_running`; waiting is vLLM's `num_requests_waiting`, each counted request
         given the priority of the request of ours it stands for (pool.waiting_pending). An
         upstream with no reading contributes nothing."""

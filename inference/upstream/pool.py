@@ -28,6 +28,9 @@ WAITING = "vllm:num_requests_waiting"
 RUNNING = "vllm:num_requests_running"
 KV_USAGE = "vllm:kv_cache_usage_perc"
 _FIGURES = (WAITING, RUNNING, KV_USAGE)
+# The longest a scrape waits for the upstreams' /metrics: past it, the last poll's figures
+# serve (an overloaded vLLM can take seconds to answer, and Prometheus times a scrape out).
+SCRAPE_READ_SECONDS = 1.0
 
 
 def read_figures(text: str) -> dict[str, float]:
@@ -72,6 +75,10 @@ class Upstream:
         """Outstanding work: its own waiting + running, or ours if that is larger."""
         theirs = self.figures.get(WAITING, 0.0) + self.figures.get(RUNNING, 0.0)
         return max(float(self.in_flight), theirs)
+
+    def take_figures(self, metrics_text: str) -> None:
+        self.figures = read_figures(metrics_text)
+        self.polled = time.monotonic()
 
     def waiting_pending(self, by_priority: bool = False) -> list[Pending]:
         """Which of our not-yet-started requests vLLM's waiting count stands for: with its
@@ -166,8 +173,7 @@ class UpstreamPool:
         else:
             why = f"/health {health.status_code}, /metrics {metrics.status_code}"
         if ok:
-            upstream.figures = read_figures(metrics.text)
-            upstream.polled = time.monotonic()
+            upstream.take_figures(metrics.text)
             if not upstream.healthy:
                 log.info("upstream healthy", extra={"fields": {"url": upstream.url}})
             upstream.healthy, upstream.failures = True, 0
@@ -177,6 +183,23 @@ class UpstreamPool:
         upstream.failures += 1
         if upstream.failures >= self.eject_failures:
             self.eject(upstream, why)
+
+    async def refresh_figures(self, timeout: float = SCRAPE_READ_SECONDS) -> None:
+        """Each healthy upstream's /metrics read now (for a scrape), all at once and within
+        `timeout`. Only the figures: health stays the checks' business, so a reading that
+        fails or comes late leaves the last one (at most one poll old) and ejects nobody."""
+        live = [u for u in self.upstreams if u.healthy]
+        if live:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(asyncio.gather(*map(self._read_figures, live)), timeout)
+
+    async def _read_figures(self, upstream: Upstream) -> None:
+        try:
+            response = await self._client.get(upstream.url + "/metrics")
+        except httpx.HTTPError:
+            return
+        if response.status_code == 200 and upstream.healthy:
+            upstream.take_figures(response.text)
 
     def _answering(self, upstream: Upstream) -> bool:
         """It gave one of our requests its first token within the last few check periods."""

@@ -130,6 +130,9 @@ class ScriptedBackend:
             if stream.request.request_id == request_id and not stream.closed:
                 stream.finish(reason="cancelled")
 
+    async def refresh_stats(self) -> None:
+        """The script's figures are always current."""
+
     def stats(self) -> BackendStats:
         return BackendStats(
             waiting_by_priority=dict(self.waiting),

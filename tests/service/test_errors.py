@@ -158,6 +158,9 @@ class FailingBackend:
     def stats(self) -> BackendStats:
         return self.inner.stats()
 
+    async def refresh_stats(self) -> None:
+        await self.inner.refresh_stats()
+
     def add_step_listener(self, listener: Callable[[StepStats], None]) -> None:
         self.inner.add_step_listener(listener)
 

@@ -8,6 +8,8 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -106,3 +108,16 @@ def start_inferwatch(
     server = Server(argv, full_env, log, port)
     server.wait_ready(ready, 120.0)
     return server
+
+
+@contextmanager
+def front_of(vllm: Server, model_dir: Path, log_dir: Path, *flags: str) -> Iterator[Server]:
+    """`inferwatch serve --upstream` in front of `vllm` with `flags`, stopped afterwards."""
+    server = start_inferwatch(
+        "--upstream", vllm.base_url, "--model-path", str(model_dir), *flags,
+        log=log_dir / "inferwatch.log",
+    )  # fmt: skip
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -1,13 +1,17 @@
 """In front of vLLM the metric contract holds: every `inferwatch_*` family is the catalog's
 (type, help, labels, vocabulary), the KV-cache families are absent rather than invented (vLLM
 publishes no blocks), latency is measured at the edge by priority, and the running figure is
-vLLM's own `num_requests_running`, read from its /metrics, in total and per upstream."""
+vLLM's own `num_requests_running`, read from its /metrics at scrape time, in total and per
+upstream."""
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
+import pytest
 
 from inference.telemetry.catalog import (
     CATALOG,
@@ -18,7 +22,7 @@ from inference.telemetry.catalog import (
 from tests.support.catalog_check import disagreements, families_of, not_exported
 from tests.support.exposition import families
 from tests.support.waiting import wait_until
-from tests.upstream.processes import SERVED_NAME, Server
+from tests.upstream.processes import SERVED_NAME, Server, front_of
 
 OPENMETRICS = {"Accept": "application/openmetrics-text; version=1.0.0"}
 
@@ -79,3 +83,43 @@ def test_running_is_vllms_own_figure(vllm: Server, front: Server) -> None:
         lambda: sample(scrape(front), "inferwatch_requests_running", model=SERVED_NAME) == 0,
         timeout=30,
     )
+
+
+@pytest.fixture(scope="module")
+def unpolled_front(
+    vllm: Server, model_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    """A front whose health loop reads vLLM's /metrics only when it starts (an hour between
+    polls): any later figure it shows was read at scrape time."""
+    log_dir = tmp_path_factory.mktemp("unpolled-front")
+    with front_of(vllm, model_dir, log_dir, "--upstream-poll-seconds", "3600") as server:
+        yield server
+
+
+def test_upstream_figures_are_read_at_scrape_time(vllm: Server, unpolled_front: Server) -> None:
+    """Another client's request on vLLM (sent to it directly) shows in the front's figures
+    while it runs, and is gone once it is over, with no poll in between."""
+    front = unpolled_front
+    body = {"model": SERVED_NAME, "prompt": "direct", "max_tokens": 1500, "ignore_eos": True}
+    done = threading.Event()
+
+    def direct_request() -> None:
+        httpx.post(vllm.base_url + "/v1/completions", json=body, timeout=300)
+        done.set()
+
+    def running_on_front() -> float | None:
+        return sample(scrape(front), "inferwatch_upstream_requests_running", upstream=vllm.base_url)
+
+    assert running_on_front() == 0
+    threading.Thread(target=direct_request, daemon=True).start()
+    seen: list[float | None] = []
+
+    def shown_or_over() -> bool:
+        over = done.is_set()  # before the scrape: a 1 read after it still counts
+        seen.append(running_on_front())
+        return seen[-1] == 1 or over
+
+    assert wait_until(shown_or_over, timeout=60, interval=0.2)
+    assert seen[-1] == 1, f"the front never showed the running request: {seen}"
+    assert done.wait(300)
+    assert wait_until(lambda: running_on_front() == 0, timeout=30, interval=0.2)

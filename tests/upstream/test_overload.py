@@ -11,20 +11,16 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.upstream.processes import SERVED_NAME, Server, start_inferwatch
+from tests.upstream.processes import SERVED_NAME, Server, front_of
 
 
 @pytest.fixture(scope="module")
 def small_front(
     vllm: Server, model_dir: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Server]:
-    log = tmp_path_factory.mktemp("small-front") / "inferwatch.log"
-    server = start_inferwatch(
-        "--upstream", vllm.base_url, "--model-path", str(model_dir),
-        "--max-inflight-tokens", "600", log=log,
-    )  # fmt: skip
-    yield server
-    server.stop()
+    log_dir = tmp_path_factory.mktemp("small-front")
+    with front_of(vllm, model_dir, log_dir, "--max-inflight-tokens", "600") as server:
+        yield server
 
 
 async def burst(server: Server, count: int) -> list[httpx.Response]:

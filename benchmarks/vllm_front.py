@@ -9,10 +9,11 @@ tokens; `--front-arg` adds flags to it). First
 vLLM's capacity is measured direct (closed loop, as many in flight as it runs at once). Then:
 
 (a) moderate load (`--moderate` x capacity, open loop, Poisson, standard priority) direct and
-    through inferwatch as a plain proxy (`--admission-mode off`): `proxy_throughput_ratio=`
-    (output tokens/s through over direct, target >= 0.95) and `proxy_ttft_ratio=` (median TTFT
-    through over direct, target <= 1.05); the same load through the guarded front too
-    (`admission_on_ttft_ratio=`, for information: what adaptive admission adds at this load);
+    through inferwatch as a plain proxy (`--admission-mode off`), after a discarded warm-up
+    run, in ABBA order: `proxy_throughput_ratio=` (output tokens/s through over direct,
+    target >= 0.95) and `proxy_ttft_ratio=` (median TTFT through over direct, target <= 1.05);
+    the same load through the guarded front too (`admission_on_ttft_ratio=`, for information:
+    what adaptive admission adds at this load);
 (b) overload (`--load` x capacity, 20% premium / 50% standard / 30% batch) direct and through
     with the controller on: `premium_p99_ttft_ratio=` (premium p99 TTFT through over direct,
     target <= 0.33) and `goodput_ratio=` (requests meeting their class's SLO per second,
@@ -160,12 +161,17 @@ def main() -> None:
                 f"capacity={capacity:.2f} req/s (closed loop, {MAX_NUM_SEQS} in flight)", flush=True
             )
 
-            # Direct and through alternate (twice each): the machine's other load drifts, and
-            # pooling alternating runs keeps that drift out of the ratio.
+            # A discarded warm-up at this load first (the run right after the closed-loop
+            # capacity measurement was the slowest of its kind in three runs out of three),
+            # then direct and through in ABBA order (twice each), so a drift of the machine's
+            # other load over the runs weighs on both alike.
             moderate = {"mix": {"standard": 1.0}, "rate": args.moderate * capacity}
+            idle(direct)
+            measure(direct, duration=args.seconds / 2, **moderate)
             pooled: dict[str, list[list[Result]]] = {"direct": [], "through": [], "guarded": []}
             tokens: dict[str, float] = dict.fromkeys(pooled, 0.0)
-            order = [("direct", direct), ("through", proxy.base_url)] * 2
+            order = [("direct", direct), ("through", proxy.base_url)]
+            order += order[::-1]
             for name, base in [*order, ("guarded", front.base_url)]:
                 idle(direct)
                 results, summary = measure(base, duration=args.seconds, **moderate)

@@ -189,9 +189,8 @@ class UpstreamPool:
         `timeout`. Only the figures: health stays the checks' business, so a reading that
         fails or comes late leaves the last one (at most one poll old) and ejects nobody."""
         live = [u for u in self.upstreams if u.healthy]
-        if live:
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(asyncio.gather(*map(self._read_figures, live)), timeout)
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(asyncio.gather(*map(self._read_figures, live)), timeout)
 
     async def _read_figures(self, upstream: Upstream) -> None:
         try:

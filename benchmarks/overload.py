@@ -13,10 +13,12 @@ refusals by reason and level, where premium's time to first token went (means: w
 client saw, the server's own TTFT from the request's arrival, and its wait in the engine's
 queue; client minus server is HTTP, tokenisation and delivery, server minus queue is the step
 that prefilled it), premium p99 under overload against its unloaded p99 on the same server
-(`premium_overload_p99_vs_unloaded=`), and last `premium_p99_ttft_ratio=<on/off>` then
+(`premium_overload_p99_vs_unloaded=`), the floor under that (premium alone at its share of the
+overload rate, every other class shed for free, on the FIFO server against its own unloaded
+p99: `premium_alone_p99_vs_unloaded=`), and last `premium_p99_ttft_ratio=<on/off>` then
 `goodput_ratio=<on/off>`.
 
-    python -m benchmarks.overload [--seconds 60] [--load 3] [--max-tokens 32]
+    python -m benchmarks.overload [--seconds 60] [--load 3] [--max-tokens 32] [--alone-seconds S]
 """
 
 from __future__ import annotations
@@ -96,6 +98,18 @@ def _probe(target: Target, args: argparse.Namespace) -> tuple[float | None, list
     return _p99_ttft(results, "premium"), results
 
 
+def _alone(target: Target, rate: float, args: argparse.Namespace) -> float | None:
+    """Premium alone at its share of the overload rate, open loop (another draw of the same
+    Poisson process): its p99 TTFT when every other class is shed for free, the floor that no
+    admission policy goes below."""
+    workload = Workload(
+        mix={"premium": 1.0}, max_tokens=args.max_tokens, rate=rate * parse_mix(MIX)["premium"],
+        duration=args.alone_seconds or args.seconds, seed=3,
+    )  # fmt: skip
+    results, _ = asyncio.run(run(target, workload))
+    return _p99_ttft(results, "premium")
+
+
 def _overload(target: Target, rate: float, args: argparse.Namespace) -> dict[str, Any]:
     workload = Workload(
         mix=parse_mix(MIX), max_tokens=args.max_tokens, rate=rate, duration=args.seconds,
@@ -120,6 +134,8 @@ def _mode(mode: str, rate: float | None, args: argparse.Namespace) -> dict[str, 
         sums = _premium_sums(served.base_url)
         out["unloaded_p99"], probed = _probe(target, args)
         out["unloaded_split"] = _split(served.base_url, sums, probed)
+        if mode == "fifo":  # nothing adaptive here for the extra load to teach
+            out["alone_p99"] = _alone(target, rate, args)
         sums = _premium_sums(served.base_url)
         before = server_counts(served.base_url, "inferwatch_request_rejections_total", "reason")
         out.update(_overload(target, rate, args))
@@ -174,6 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-tokens", type=int, default=32)
     parser.add_argument("--capacity-seconds", type=float, default=15.0)
     parser.add_argument("--probe-seconds", type=float, default=8.0)
+    parser.add_argument("--alone-seconds", type=float, help="default: --seconds")
     args = parser.parse_args(argv)
 
     off = _mode("fifo", None, args)
@@ -184,6 +201,8 @@ def main(argv: list[str] | None = None) -> int:
     on_p99, off_p99 = _p99_ttft(on["results"], "premium"), _p99_ttft(off["results"], "premium")
     print(f"premium_unloaded_p99_ttft_ms={_ms(on['unloaded_p99'])} "
           f"premium_overload_p99_vs_unloaded={_ratio(on_p99, on['unloaded_p99'])}")  # fmt: skip
+    alone_ms, alone = _ms(off["alone_p99"]), _ratio(off["alone_p99"], off["unloaded_p99"])
+    print(f"premium_alone_p99_ttft_ms={alone_ms} premium_alone_p99_vs_unloaded={alone}")
     on_good = on["summary"]["total"]["goodput"]
     off_good = off["summary"]["total"]["goodput"]
     print(f"premium_p99_ttft_ratio={_ratio(on_p99, off_p99)}")

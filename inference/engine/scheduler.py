@@ -3,11 +3,12 @@
 Priority is more than the order of the waiting queue: a request's time to first token is the
 rest of the step already running when it arrives plus the step that prefills it, so while a
 more important class has work in the engine, or had within `ACTIVE_HOLD_S`, the classes below
-it prefill in small chunks (`LOWER_PREFILL_SHARE` of the step's budget, in total) and leave the
-last quarter of the running slots (`RESERVED_SLOT_SHARE`) free: a premium request then finds a
-free slot and a short step instead of a long prefill of batch work, and no batch sequence is
-preempted (and recomputed) to make room for it. With no more important work for that long, a
-class gets the whole engine.
+it prefill in small chunks (`LOWER_PREFILL_SHARE` of the step's budget, in total; none in a
+step that prefills the more important class's own work) and leave the last quarter of the
+running slots (`RESERVED_SLOT_SHARE`) free: a premium request then finds a free slot and a short
+step instead of a long prefill of batch work, and no batch sequence is preempted (and
+recomputed) to make room for it. With no more important work for that long, a class gets the
+whole engine.
 """
 
 from __future__ import annotations
@@ -144,8 +145,20 @@ class Scheduler:
         active = [p.rank for p, until in self._active_until.items() if until > now]
         return min(active, default=None)
 
+    def _top_prefill_pending(self, top: int | None) -> bool:
+        """Work of the most important class waits to be prefilled (new, or preempted): this
+        step is its prefill, which a lower class's chunk would only make longer (on a CPU a
+        64-token chunk costs about a quarter of a short prompt's prefill)."""
+        if top is None:
+            return False
+        if any(self.waiting[p] for p in Priority if p.rank <= top):
+            return True
+        return any(s.priority.rank <= top and s.num_uncomputed_tokens > 1 for s in self.running)
+
     def schedule(self) -> list[ScheduledSeq]:
-        budget = StepBudget(self.max_batched_tokens, self.lower_prefill_tokens, self._top_rank())
+        top = self._top_rank()
+        lower = 0 if self._top_prefill_pending(top) else self.lower_prefill_tokens
+        budget = StepBudget(self.max_batched_tokens, lower, top)
         self.last_step = budget  # what was left of it, for tests and debugging
         batch: list[ScheduledSeq] = []
         queue = sorted(self.running, key=lambda s: s.sort_key)

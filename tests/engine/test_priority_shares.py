@@ -57,8 +57,10 @@ def test_lower_prefill_is_chunked_while_premium_has_work() -> None:
     premium = _seq("p2", 150, P)
     scheduler.add(premium)
     step = _step(scheduler)
-    assert step["p2"] == 150  # premium's own prefill is never chunked
-    assert sum(n for rid, n in step.items() if rid[0] != "p") <= share
+    assert step["p2"] == 150  # premium's own prefill is never chunked,
+    assert set(step) == {"p", "p2"}  # nor lengthened by a lower class's chunk
+    step = _step(scheduler)  # premium decodes: the lower classes' chunks go on
+    assert step["p2"] == 1 and sum(n for rid, n in step.items() if rid[0] != "p") == share
 
 
 def test_a_class_alone_prefills_with_the_whole_budget() -> None:
@@ -90,6 +92,7 @@ def test_lower_classes_leave_reserved_slots_for_premium() -> None:
     scheduler.add(_seq("p0", 4, P))
     for i in range(10):
         scheduler.add(_seq(f"s{i}", 4, S))
+    assert _step(scheduler) == {"p0": 4}  # premium's prefill step is its own
     _step(scheduler)
     assert len(scheduler.running) == 6  # premium and five standard: two slots stay free
     scheduler.add(_seq("p1", 4, P))

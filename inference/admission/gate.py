@@ -207,23 +207,18 @@ class AdmissionGate(DelegatingBackend):
         behind everyone) still hears that the service is slow.
 
         A class's limit shrinks only while work of its rank has waited in the backend's queue
-        past CONGESTION_WAIT_S (`AdaptiveLimit.adjust`), or while a more important class is
-        slower than it tolerates: a fuller batch slows each first token without anything
-        queueing, and a limit that took that for congestion sank to its floor while the engine
-        ran half empty (premium refused a third of its requests at 60% of capacity); but on a
-        compute-bound engine premium's first tokens slow down long before anything waits half
-        a second, and the work below it, admitted meanwhile, is what slows them."""
+        past CONGESTION_WAIT_S (`AdaptiveLimit.adjust`): a fuller batch slows each first token
+        without anything queueing, and a limit that took that for congestion sank to its
+        floor while the engine ran half empty (premium refused a third of its requests at 60%
+        of capacity)."""
         stats = self.inner.stats()
         for priority in Priority:
             if priority.rank < sampled.rank:
                 continue
-            above = min(
-                (limit.gradient for p, limit in self.limits.items() if p.rank < priority.rank),
-                default=1.0,
+            gradient = min(
+                limit.gradient for p, limit in self.limits.items() if p.rank <= priority.rank
             )
-            gradient = min(above, self.limits[priority].gradient)
-            queued = self._waiting(priority, stats, CONGESTION_WAIT_S) > 0
-            congested = queued or above < 1.0
+            congested = self._waiting(priority, stats, CONGESTION_WAIT_S) > 0
             limit = self.limits[priority]
             limit.adjust(limit.busy(self.ahead_of(priority)), gradient, congested)
 

@@ -262,25 +262,6 @@ async def test_when_premium_slows_down_the_classes_below_yield_too() -> None:
     assert g.limits[P].ttft.gradient == 0.5
 
 
-async def test_when_premium_slows_down_with_nothing_queued_only_the_classes_below_yield() -> None:
-    """On a compute-bound engine premium's first tokens slow down before anything waits in the
-    queue: premium's own limit holds (nothing of its rank queues), the classes below it yield,
-    since the work admitted below premium is what slows premium down."""
-    backend = ScriptedBackend()
-    g = gate(backend)
-    g.generate(request(0, B, prompt=2000, max_tokens=1000))  # lower work in flight
-    g.generate(request(1, S, prompt=3000, max_tokens=1000))
-    streams = [g.generate(request(10 + i, P, prompt=50, max_tokens=50)) for i in range(40)]
-    assert backend.oldest_wait == 0.0  # nothing waits in the engine's queue
-    for i, stream in enumerate(streams):
-        backend.streams[2 + i].finish(ttft=0.01 if i < 20 else 0.05, tpot=0.01)
-        async for _ in stream:
-            pass
-    assert g.limits[P].ttft.gradient < 1.0
-    assert g.limits[P].limit == CEILING  # premium does not refuse itself for a fuller batch
-    assert g.limits[S].limit < CEILING * 0.75 and g.limits[B].limit < CEILING * 0.5
-
-
 async def test_a_backlog_in_the_engine_queue_refuses_at_once_without_any_latency_sample() -> None:
     backend = ScriptedBackend()
     g = gate(backend)

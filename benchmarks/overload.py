@@ -88,26 +88,27 @@ def _split(base_url: str, before: dict[str, tuple[float, float]], results: list[
     return f"client={_ms(mean)} server={_ms(means[0])} engine_queue={_ms(means[1])}"
 
 
-def _probe(target: Target, args: argparse.Namespace) -> tuple[float | None, list[Result]]:
-    """Premium alone, one at a time: its unloaded p99 TTFT (and the results)."""
-    workload = Workload(
-        mix={"premium": 1.0}, max_tokens=args.max_tokens, concurrency=1,
-        duration=args.probe_seconds, seed=7,
-    )  # fmt: skip
+def _premium_only(
+    target: Target, args: argparse.Namespace, seed: int, **pace: Any
+) -> tuple[float | None, list[Result]]:
+    """Premium alone at `pace` (concurrency or rate, and duration): its p99 TTFT and results."""
+    workload = Workload(mix={"premium": 1.0}, max_tokens=args.max_tokens, seed=seed, **pace)
     results, _ = asyncio.run(run(target, workload))
     return _p99_ttft(results, "premium"), results
+
+
+def _probe(target: Target, args: argparse.Namespace) -> tuple[float | None, list[Result]]:
+    """Premium alone, one at a time: its unloaded p99 TTFT (and the results)."""
+    return _premium_only(target, args, 7, concurrency=1, duration=args.probe_seconds)
 
 
 def _alone(target: Target, rate: float, args: argparse.Namespace) -> float | None:
     """Premium alone at its share of the overload rate, open loop (another draw of the same
     Poisson process): its p99 TTFT when every other class is shed for free, the floor that no
     admission policy goes below."""
-    workload = Workload(
-        mix={"premium": 1.0}, max_tokens=args.max_tokens, rate=rate * parse_mix(MIX)["premium"],
-        duration=args.alone_seconds or args.seconds, seed=3,
-    )  # fmt: skip
-    results, _ = asyncio.run(run(target, workload))
-    return _p99_ttft(results, "premium")
+    share = parse_mix(MIX)["premium"]
+    duration = args.alone_seconds or args.seconds
+    return _premium_only(target, args, 3, rate=rate * share, duration=duration)[0]
 
 
 def _overload(target: Target, rate: float, args: argparse.Namespace) -> dict[str, Any]:

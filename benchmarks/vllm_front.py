@@ -9,9 +9,12 @@ tokens; `--front-arg` adds flags to it). First
 vLLM's capacity is measured direct (closed loop, as many in flight as it runs at once). Then:
 
 (a) moderate load (`--moderate` x capacity, open loop, Poisson, standard priority) direct and
-    through inferwatch as a plain proxy (`--admission-mode off`), after a discarded warm-up
-    run, in ABBA order: `proxy_throughput_ratio=` (output tokens/s through over direct,
-    target >= 0.95) and `proxy_ttft_ratio=` (median TTFT through over direct, target <= 1.05);
+    through inferwatch as a plain proxy (`--admission-mode off`) and through a raw TCP relay
+    (`benchmarks.tcp_relay`: the least any Python front costs here), after a discarded warm-up
+    run, in ABCCBA order: `proxy_throughput_ratio=` (output tokens/s through over direct,
+    target >= 0.95), `relay_ttft_ratio=` (median TTFT through the relay over direct: the
+    floor, for information) and `proxy_ttft_ratio=` (median TTFT through over direct, target
+    <= 1.05);
     the same load through the guarded front too (`admission_on_ttft_ratio=`, for information:
     what adaptive admission adds at this load);
 (b) overload (`--load` x capacity, 20% premium / 50% standard / 30% batch) direct and through
@@ -42,6 +45,7 @@ from typing import Any
 import httpx
 
 from benchmarks.serving import REPO, free_port, serve
+from benchmarks.tcp_relay import relay
 from inference.engine.hf_export import write_hf_folder
 from inferwatch.bench.client import Result, Target
 from inferwatch.bench.report import DEFAULT_SLOS, percentile, summarize
@@ -171,7 +175,11 @@ def main() -> None:
         ceiling = 2 * MAX_NUM_SEQS * (PROMPT_WORDS * 8 + MAX_TOKENS)
         guarded = [*upstream, "--upstream-priority", "--max-inflight-tokens", str(ceiling)]
         guarded += args.front_arg
-        with serve([*upstream, "--admission-mode", "off"]) as proxy, serve(guarded) as front:
+        with (
+            serve([*upstream, "--admission-mode", "off"]) as proxy,
+            serve(guarded) as front,
+            relay(direct) as raw,
+        ):
             measure(direct, mix={"standard": 1.0}, concurrency=MAX_NUM_SEQS, duration=3)  # warm
             idle(direct)
             _, cap = measure(
@@ -184,14 +192,16 @@ def main() -> None:
 
             # A discarded warm-up at this load first (the first run after the closed-loop
             # capacity measurement was the slowest of its kind in every run; see _TaggedWorkload),
-            # then direct and through in ABBA order (twice each), so a drift of the machine's
-            # other load over the runs weighs on both alike.
+            # then direct, the relay and through in ABCCBA order (twice each), so a drift of the
+            # machine's other load over the runs weighs on all alike.
             moderate = {"mix": {"standard": 1.0}, "rate": args.moderate * capacity}
             idle(direct)
             measure(direct, duration=args.seconds / 2, **moderate)
-            pooled: dict[str, list[list[Result]]] = {"direct": [], "through": [], "guarded": []}
+            pooled: dict[str, list[list[Result]]] = {
+                "direct": [], "relay": [], "through": [], "guarded": []
+            }  # fmt: skip
             tokens: dict[str, float] = dict.fromkeys(pooled, 0.0)
-            order = [("direct", direct), ("through", proxy.base_url)]
+            order = [("direct", direct), ("relay", raw), ("through", proxy.base_url)]
             order += order[::-1]
             for name, base in [*order, ("guarded", front.base_url)]:
                 idle(direct)
@@ -205,6 +215,7 @@ def main() -> None:
             flat = {name: [r for rs in runs for r in rs] for name, runs in pooled.items()}
             throughput = ratio(tokens["through"], tokens["direct"])
             ttft_ratio = ratio(ttft(flat["through"], 50), ttft(flat["direct"], 50))
+            relay_ttft = ratio(ttft(flat["relay"], 50), ttft(flat["direct"], 50))
             admitted_ttft = ratio(ttft(flat["guarded"], 50), ttft(flat["direct"], 50))
             runs: dict[str, tuple[list[Result], dict[str, Any]]] = {}
 
@@ -218,6 +229,7 @@ def main() -> None:
             premium = ratio(ttft(t_res, 99, "premium"), ttft(d_res, 99, "premium"))
             goodput = ratio(t_sum["total"]["goodput"], d_sum["total"]["goodput"])
     print(f"proxy_throughput_ratio={throughput}")
+    print(f"relay_ttft_ratio={relay_ttft}")
     print(f"proxy_ttft_ratio={ttft_ratio}")
     print(f"admission_on_ttft_ratio={admitted_ttft}")
     print(f"premium_p99_ttft_ratio={premium}")

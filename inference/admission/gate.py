@@ -210,9 +210,7 @@ class AdmissionGate(DelegatingBackend):
         past CONGESTION_WAIT_S (`AdaptiveLimit.adjust`): a fuller batch slows each first token
         without anything queueing, and a limit that took that for congestion sank to its
         floor while the engine ran half empty (premium refused a third of its requests at 60%
-        of capacity). And it shrinks only once no class below it still admits work
-        (`_admits_below`): in front of vLLM at 3x, premium's limit fell with the others' and
-        refused a third of premium while vLLM ran below capacity."""
+        of capacity)."""
         stats = self.inner.stats()
         for priority in Priority:
             if priority.rank < sampled.rank:
@@ -221,21 +219,8 @@ class AdmissionGate(DelegatingBackend):
                 limit.gradient for p, limit in self.limits.items() if p.rank <= priority.rank
             )
             congested = self._waiting(priority, stats, CONGESTION_WAIT_S) > 0
-            if congested and gradient < 1.0 and self._admits_below(priority):
-                continue  # a class below still admits new work: it yields first
             limit = self.limits[priority]
             limit.adjust(limit.busy(self.ahead_of(priority)), gradient, congested)
-
-    def _admits_below(self, priority: Priority) -> bool:
-        """Whether a less important class has work in flight and its limit still has room
-        above what is in flight ahead of it: lowering that limit, not this one, is then what
-        relieves the engine. A class below with nothing in flight is not the cause, and one
-        whose limit already admits nothing only has to drain."""
-        return any(
-            self.inflight_requests[p] > 0 and self.class_limit(p) > self.ahead_of(p)
-            for p in Priority
-            if p.rank > priority.rank
-        )
 
     def finished(self, request: GenerationRequest, ending: Ending) -> None:
         """A gated stream ended: give its cost back; its class's limit learns from it."""

@@ -262,36 +262,6 @@ async def test_when_premium_slows_down_the_classes_below_yield_too() -> None:
     assert g.limits[P].ttft.gradient == 0.5
 
 
-async def test_premium_keeps_its_limit_while_a_class_below_still_admits_work() -> None:
-    """Premium's latency breaches while batch has work in flight and room in its limit: batch's
-    limit falls and premium's stays, so premium is not refused for what batch takes; once
-    batch admits nothing more, premium's own limit follows its gradient."""
-    backend = ScriptedBackend()
-    g = gate(backend)
-    g.generate(request(0, B, prompt=100, max_tokens=100))  # in flight, never answering
-
-    def premium(n: int) -> tuple[object, object]:
-        stream = g.generate(request(n, P, prompt=50, max_tokens=50))
-        return stream, backend.streams[-1]
-
-    flying = [premium(10 + i) for i in range(30)]  # premium keeps 3000 KV tokens in flight
-    backend.waiting[P], backend.oldest_wait = 1, 2.0  # premium queues in the engine
-    held, fell = [], []
-    for i in range(60):
-        stream, scripted = flying.pop(0)
-        scripted.finish(ttft=0.01 if i < 10 else 0.5, tpot=0.01)  # type: ignore[attr-defined]
-        batch_admits = g.class_limit(B) > g.ahead_of(B)  # what _learn saw
-        async for _ in stream:  # type: ignore[attr-defined]
-            pass
-        (held if batch_admits else fell).append(g.limits[P].limit)
-        if g.limits[P].limit < CEILING * 0.9:
-            break
-        flying.append(premium(100 + i))
-    assert len(held) > 10 and set(held) == {CEILING}  # batch yielded alone ...
-    assert g.limits[B].limit < g.ahead_of(B)  # ... until it admitted nothing more,
-    assert fell and fell[-1] < CEILING * 0.9  # then premium's own limit came down
-
-
 async def test_a_backlog_in_the_engine_queue_refuses_at_once_without_any_latency_sample() -> None:
     backend = ScriptedBackend()
     g = gate(backend)

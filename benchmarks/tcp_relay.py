@@ -15,7 +15,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from urllib.parse import urlsplit
 
 from benchmarks.serving import REPO, free_port
@@ -46,7 +45,7 @@ async def _serve(up_host: str, up_port: int, port: int) -> None:
         await server.serve_forever()
 
 
-@contextmanager
+@contextlib.contextmanager
 def relay(base: str) -> Iterator[str]:
     """A relay subprocess in front of `base` (http://host:port), accepting; its base URL."""
     target = urlsplit(base)

@@ -197,9 +197,8 @@ def main() -> None:
             moderate = {"mix": {"standard": 1.0}, "rate": args.moderate * capacity}
             idle(direct)
             measure(direct, duration=args.seconds / 2, **moderate)
-            pooled: dict[str, list[list[Result]]] = {
-                "direct": [], "relay": [], "through": [], "guarded": []
-            }  # fmt: skip
+            names = ("direct", "relay", "through", "guarded")
+            pooled: dict[str, list[list[Result]]] = {name: [] for name in names}
             tokens: dict[str, float] = dict.fromkeys(pooled, 0.0)
             order = [("direct", direct), ("relay", raw), ("through", proxy.base_url)]
             order += order[::-1]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -216,8 +216,14 @@ HANDLERS: dict[type[Exception], tuple[Handler, Callable[[Exception], str]]] = {
 }
 
 
-def _noting(handler: Handler, reason_of: Callable[[Exception], str]) -> Handler:
-    def handle(request: Request, exc: Exception) -> Response:
+def _noting(
+    handler: Handler, reason_of: Callable[[Exception], str]
+) -> Callable[[Request, Exception], Awaitable[Response]]:
+    """Async though it awaits nothing: Starlette runs a plain `def` exception handler in its
+    thread pool, a thread hop for every refusal, and under overload most answers are
+    refusals."""
+
+    async def handle(request: Request, exc: Exception) -> Response:
         note_reason(request.state, reason_of(exc))
         return handler(request, exc)
 

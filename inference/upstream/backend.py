@@ -11,6 +11,7 @@ made up: `stats().kv` is None and the KV families stay absent.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -30,13 +31,12 @@ from inference.backend import (
     UpstreamStats,
 )
 from inference.upstream.config import UpstreamConfig
+from inference.upstream.connection import ConnectionPool
 from inference.upstream.pool import RUNNING, WAITING, UpstreamPool
 from inference.upstream.stream import Route, UpstreamStream
 from inference.upstream.wire import completion_body
 
 BACKEND_NAME = "vllm-proxy"
-# Connections kept per upstream: above any concurrency admission lets through.
-MAX_CONNECTIONS = 1024
 
 
 @dataclass(frozen=True)
@@ -72,7 +72,11 @@ class UpstreamBackend:
         self.tokenizer = tokenizer
         self.model_name = model.name
         self.max_model_len = model.max_model_len
-        self._client: httpx.AsyncClient | None = None
+        self._client: httpx.AsyncClient | None = None  # health checks and /metrics
+        self._connections = ConnectionPool(
+            connect_timeout=config.upstream_connect_timeout,
+            read_timeout=config.upstream_read_timeout,
+        )  # the completions themselves
         self._pool: UpstreamPool | None = None
         self._urls = config.upstream
         self._streams: dict[str, UpstreamStream] = {}
@@ -84,12 +88,11 @@ class UpstreamBackend:
         return self._pool
 
     async def start(self) -> None:
-        # httpx logs every call at info: twice a second per upstream, and once per request.
+        # httpx logs every call at info: twice a second per upstream.
         logging.getLogger("httpx").setLevel(logging.WARNING)
         cfg = self.config
         timeout = httpx.Timeout(cfg.upstream_read_timeout, connect=cfg.upstream_connect_timeout)
-        limits = httpx.Limits(max_connections=MAX_CONNECTIONS * len(self._urls))
-        self._client = httpx.AsyncClient(timeout=timeout, limits=limits, trust_env=False)
+        self._client = httpx.AsyncClient(timeout=timeout, trust_env=False)
         self._pool = UpstreamPool(
             self._urls,
             self._client,
@@ -110,6 +113,7 @@ class UpstreamBackend:
             await self._pool.stop()
         if self._client is not None:
             await self._client.aclose()
+        await self._connections.aclose()
 
     def ready(self) -> bool:
         return self._pool is not None and any(u.healthy for u in self._pool.upstreams)
@@ -121,13 +125,16 @@ class UpstreamBackend:
         propagate.inject(headers)  # traceparent of the server span: vLLM's spans join it
         route = Route(
             pool=self.pool,
-            client=self._client,  # type: ignore[arg-type]  # set with the pool
-            body=completion_body(
-                request,
-                self.model_name,
-                self._prompt_text(request),
-                priority=cfg.upstream_priority,
-            ),
+            connections=self._connections,
+            body=json.dumps(
+                completion_body(
+                    request,
+                    self.model_name,
+                    self._prompt_text(request),
+                    priority=cfg.upstream_priority,
+                ),
+                separators=(",", ":"),
+            ).encode(),
             headers=headers,
             retries=cfg.upstream_retries,
             retry_after=max(1.0, cfg.upstream_poll_seconds * cfg.upstream_eject_failures),

@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
-
-import httpx
 
 from inference.backend import (
     FinishReason,
@@ -27,6 +25,7 @@ from inference.backend import (
     RequestOutput,
     RequestTimes,
 )
+from inference.upstream.connection import ConnectionPool, UpstreamTransportError
 from inference.upstream.pool import NoUpstreamError, Upstream, UpstreamPool
 from inference.upstream.wire import Chunk, error_message, parse_event
 
@@ -61,8 +60,8 @@ class Route:
     """What one request needs besides itself: where, how, with which trace context."""
 
     pool: UpstreamPool
-    client: httpx.AsyncClient
-    body: dict[str, object]
+    connections: ConnectionPool
+    body: bytes  # the JSON of the completion request, the same for every upstream tried
     headers: dict[str, str]
     retries: int
     retry_after: float
@@ -129,7 +128,7 @@ class UpstreamStream:
             except UpstreamBusyError as exc:
                 busy_after = exc.retry_after or self.route.retry_after
                 failure = str(exc)
-            except (httpx.TransportError, UpstreamFailedEarly) as exc:
+            except (UpstreamTransportError, UpstreamFailedEarly) as exc:
                 pool.eject(upstream, f"{type(exc).__name__}: {exc}")
                 failure = f"{upstream.url}: {type(exc).__name__}: {exc}"
                 fields = {"request_id": self.request.request_id, "url": upstream.url}
@@ -152,18 +151,17 @@ class UpstreamStream:
         route, delivered = self.route, False
         prompt_tokens, completion = len(self.request.prompt_token_ids), 0
         finish: FinishReason | None = None
-        url = upstream.url + "/v1/completions"
         try:
-            async with route.client.stream(
-                "POST", url, json=route.body, headers=route.headers
-            ) as response:
-                if response.status_code != 200:
-                    raise _refusal(response.status_code, await response.aread(), response)
+            async with route.connections.post(
+                upstream.url, "/v1/completions", route.body, route.headers
+            ) as answer:
+                if answer.status != 200:
+                    raise _refusal(answer.status, await answer.read(), answer.headers)
                 done = False
-                # Read to the end of the body, past [DONE]: httpx closes a connection whose
-                # body was left unread instead of keeping it, and every request would open
-                # a new one (a TCP handshake on the way to its first token).
-                async for line in response.aiter_lines():
+                # Read to the end of the body, past [DONE]: a connection whose body was left
+                # unread is closed, not kept, and every request would open a new one (a TCP
+                # handshake on the way to its first token).
+                async for line in answer.lines():
                     chunk = None if done else parse_event(line)
                     if chunk is None:
                         continue
@@ -190,7 +188,7 @@ class UpstreamStream:
                         yield self._output(
                             chunk.text, False, None, prompt_tokens, completion, times
                         )
-        except (httpx.TransportError, UpstreamFailedEarly) as exc:
+        except (UpstreamTransportError, UpstreamFailedEarly) as exc:
             if not delivered:
                 raise
             times.finished = time.monotonic()
@@ -230,11 +228,11 @@ class UpstreamStream:
         )
 
 
-def _refusal(status: int, body: bytes, response: httpx.Response) -> Exception:
+def _refusal(status: int, body: bytes, headers: Mapping[str, str]) -> Exception:
     """A non-200 answer as what it means for this request."""
     message = error_message(body)
     if status in BUSY:
-        return UpstreamBusyError(status, _retry_after(response))
+        return UpstreamBusyError(status, _retry_after(headers))
     if status == 400 and ("context" in message or "maximum" in message):
         return PromptTooLongError(f"the upstream refused: {message}")
     if 400 <= status < 500:
@@ -250,9 +248,9 @@ class _UpstreamInvalid(RejectedError, InvalidRequestError):
     code = "invalid_request"
 
 
-def _retry_after(response: httpx.Response) -> float | None:
+def _retry_after(headers: Mapping[str, str]) -> float | None:
     try:
-        return float(response.headers.get("retry-after", ""))
+        return float(headers.get("retry-after", ""))
     except ValueError:
         return None
 

@@ -35,6 +35,10 @@ class UpstreamTransportError(Exception):
     """The connection failed: refused, reset, timed out, or the answer was not HTTP/1.1."""
 
 
+class _ClosedWhileIdle(Exception):
+    """A kept connection the server had closed: nothing of the request was answered."""
+
+
 @dataclass(frozen=True)
 class Origin:
     """Where one upstream's requests go: host, port, TLS, and the base URL's path."""
@@ -203,11 +207,11 @@ class ConnectionPool:
             connection = await self._take(origin)
             try:
                 return await self._exchange(connection, request)
+            except _ClosedWhileIdle:
+                connection.close()  # its keep-alive timeout raced the request: send it again
             except UpstreamTransportError:
                 connection.close()
-                if not connection.reused:
-                    raise
-                # The server closed it while idle (its keep-alive timeout): a new connection.
+                raise
 
     async def _exchange(self, connection: _Connection, request: bytes) -> Answer:
         silence = _Silence(connection, self.read_timeout)
@@ -220,6 +224,11 @@ class ConnectionPool:
             silence.cancel()
             if silence.expired:
                 raise UpstreamTransportError("no answer within the read timeout") from e
+            unanswered = isinstance(e, asyncio.IncompleteReadError) and not e.partial
+            if connection.reused and (
+                unanswered or isinstance(e, (BrokenPipeError, ConnectionResetError))
+            ):
+                raise _ClosedWhileIdle from e
             raise UpstreamTransportError(f"{type(e).__name__}: {e}") from e
         return Answer(status, headers, connection, silence)
 

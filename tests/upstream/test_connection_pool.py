@@ -249,3 +249,26 @@ async def test_silence_past_the_read_timeout_fails_the_answer() -> None:
 async def test_nothing_listening_is_a_transport_error(pool: ConnectionPool) -> None:
     with pytest.raises(UpstreamTransportError, match="cannot connect"):
         await lines(pool, f"http://127.0.0.1:{free_port()}")
+
+
+async def test_a_kept_connection_that_times_out_is_not_sent_again() -> None:
+    """Only a connection closed before any answer is retried: a request the upstream holds past
+    the read timeout may be running there, so it is not sent a second time."""
+    pool = ConnectionPool(connect_timeout=5.0, read_timeout=0.2)
+    hold = asyncio.Event()
+
+    async def second_request_hangs(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, nth: int
+    ) -> bool:
+        if nth == 2:
+            await hold.wait()
+            return False
+        return await stream_answer(reader, writer, nth)
+
+    async with Scripted(second_request_hangs) as server:
+        assert await lines(pool, server.url) == LINES
+        with pytest.raises(UpstreamTransportError, match="read timeout"):
+            await asyncio.wait_for(lines(pool, server.url), timeout=20)
+        assert len(server.requests) == 2
+        hold.set()
+    await pool.aclose()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import signal
 import sys
@@ -56,8 +57,19 @@ def run(args: argparse.Namespace) -> int:
         },
     )
     config = server_config(app, settings)
+    freeze_startup_heap()
     DrainingServer(config, app.state.generation.drain, settings.shutdown_grace_seconds).run()
     return 0
+
+
+def freeze_startup_heap() -> None:
+    """Move what start-up built (torch, the model, the tokenizer, the app: a few hundred
+    thousand objects that live as long as the process) out of the collector's reach. Without
+    this every full collection walks all of them: 90-140 ms with the GIL held, several times a
+    minute under load, and every request in flight stalls for it (a premium request's p99 time
+    to first token included)."""
+    gc.collect()
+    gc.freeze()
 
 
 def server_config(app: Any, settings: Settings, port: int | None = None) -> uvicorn.Config:

@@ -2,12 +2,13 @@
 `inferwatch serve` freezes its start-up heap (`freeze_startup_heap`), in one run.
 
 The service is built here as `inferwatch serve` builds it (settings, model, tokenizer, app) and
-served by uvicorn on a loopback port in a thread, so the collector walks the same few hundred
-thousand start-up objects plus whatever serving leaves alive. A full collection holds the GIL
-throughout: every request in flight, and the engine thread between its torch calls, waits for
-it. Each half serves the same closed-loop load (`--requests`, 4 in flight), then times
-`--collections` full collections. Printed per half: the objects the collector tracks and the
-full collection's median and max, and last `gc_pause_ratio=<after/before>`.
+served by uvicorn on a loopback port in a thread (the tests' `ServerThread`), so the collector
+walks the same few hundred thousand start-up objects plus whatever serving leaves alive. A full
+collection holds the GIL throughout: every request in flight, and the engine thread between its
+torch calls, waits for it. Each half serves the same closed-loop load (`--requests`, 4 in
+flight), then times `--collections` full collections. Printed per half: the objects the
+collector tracks and the full collection's median and max, and last
+`gc_pause_ratio=<after/before>`.
 
     python -m benchmarks.gc_pause [--model tiny] [--requests 64] [--collections 7]
 """
@@ -19,11 +20,9 @@ import asyncio
 import gc
 import os
 import statistics
-import threading
 import time
 
 import httpx
-import uvicorn
 
 from inference.api.app import build_app
 from inference.service import build_service
@@ -31,7 +30,8 @@ from inference.settings import Settings
 from inferwatch.bench.client import Target
 from inferwatch.bench.runner import run
 from inferwatch.bench.workload import Workload
-from inferwatch.commands.serve import freeze_startup_heap, server_config
+from inferwatch.commands.serve import freeze_startup_heap
+from tests.support.service import ServerThread
 
 
 def _serve_load(target: Target, requests: int, seed: int) -> int:
@@ -75,28 +75,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.model:
         os.environ["INFERWATCH_MODEL"] = args.model
-    settings = Settings.resolve({})
-    app = build_app(build_service(settings))
-    server = uvicorn.Server(server_config(app, settings, port=0))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 120
-        while not server.started:
-            if not thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.05)
-        port = server.servers[0].sockets[0].getsockname()[1]
-        base = f"http://127.0.0.1:{port}"
+    app = build_app(build_service(Settings.resolve({})))
+    with ServerThread(app) as base:
         target = Target(base + "/v1", httpx.get(base + "/v1/models").json()["data"][0]["id"])
         before = _half("before", target, args, seed=1)
         freeze_startup_heap()
         after = _half("after", target, args, seed=2)
-        print(f"frozen_objects={gc.get_freeze_count()} model={target.model}")
-        print(f"gc_pause_ratio={after / before:.3f}")
-    finally:
-        server.should_exit = True
-        thread.join(timeout=60)
+    print(f"frozen_objects={gc.get_freeze_count()} model={target.model}")
+    print(f"gc_pause_ratio={after / before:.3f}")
     return 0
 
 
